@@ -1,0 +1,91 @@
+"""Every Redis key microspider uses; no other module builds key strings.
+
+All keys of one spider share the Redis Cluster hash tag ``{NAME}``, so its Lua
+scripts and transactions stay on one slot.
+
+==============================================  ======  ===================================================
+key                                             type    holds
+==============================================  ======  ===================================================
+``microspider:{NAME}:work``                     list    seeds (JSON) waiting to be fetched; head = next
+``microspider:{NAME}:backlog``                  zset    failed seeds scored by due time (epoch s);
+                                                        ``+inf`` = over ``--max-age``, parked
+``microspider:{NAME}:cache``                    set     12-byte fingerprints of seeds that succeeded
+``microspider:{NAME}:quarantine``               list    malformed seeds, as found
+``microspider:{NAME}:inflight:WORKER``          list    seeds a worker has taken and not yet acknowledged
+``microspider:{NAME}:workers``                  zset    worker ids scored by heartbeat expiry (epoch s)
+``microspider:{NAME}:stats``                    hash    counters: fetched, ok, retried, backlogged, ...
+``microspider:{NAME}:pages``                    hash    pages done per 5-second bucket (for pages/s)
+``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings
+``microspider:{NAME}:upstream``                 set     spiders that sent seeds here or are declared
+``microspider:{NAME}:seeding``                  string  lock held while start seeds are pushed
+``microspider:{NAME}:relaylock``                string  lock held while the backlog is unparked
+``microspider:{NAME}:ratelimit``                hash    token bucket of ``--rate``
+``microspider:{NAME}:ratelimit:HOST``           hash    token bucket of ``--rate-per-host``
+``microspider:spiders``                         set     names of every spider that ever ran (for ``stat``)
+==============================================  ======  ===================================================
+"""
+
+PREFIX = "microspider"
+SPIDERS = PREFIX + ":spiders"
+
+
+def _key(name, *parts):
+    return ":".join((PREFIX, "{%s}" % name) + parts)
+
+
+def work(name):
+    return _key(name, "work")
+
+
+def backlog(name):
+    return _key(name, "backlog")
+
+
+def cache(name):
+    return _key(name, "cache")
+
+
+def quarantine(name):
+    return _key(name, "quarantine")
+
+
+def inflight(name, worker):
+    return _key(name, "inflight", worker)
+
+
+def workers(name):
+    return _key(name, "workers")
+
+
+def stats(name):
+    return _key(name, "stats")
+
+
+def pages(name):
+    return _key(name, "pages")
+
+
+def meta(name):
+    return _key(name, "meta")
+
+
+def upstream(name):
+    return _key(name, "upstream")
+
+
+def seeding(name):
+    return _key(name, "seeding")
+
+
+def relaylock(name):
+    return _key(name, "relaylock")
+
+
+def ratelimit(name, host=None):
+    return _key(name, "ratelimit", host) if host else _key(name, "ratelimit")
+
+
+def spider_of(key):
+    """The spider name inside a key built here, or None."""
+    start, end = key.find("{"), key.find("}")
+    return key[start + 1:end] if 0 <= start < end else None

