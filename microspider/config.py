@@ -1,0 +1,188 @@
+"""Run options, resolved once: defaults < microspider.cfg < environment < spider class < flags.
+
+Every option is declared once in OPTIONS (name, type, default, help); the CLI,
+the config file reader and the spider-attribute override all derive from it.
+The resolved Settings are frozen.
+"""
+import configparser
+import dataclasses
+import math
+import os
+
+from .errors import ConfigError
+
+CONFIG_FILE = "microspider.cfg"
+ENVIRONMENT = {"redis": "MICROSPIDER_REDIS", "mongo_uri": "MICROSPIDER_MONGO_URI"}
+
+
+def _nonneg_int(text):
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _pos_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be >= 1")
+    return value
+
+
+def _pos_float(text):
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _nonneg_float(text):
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _relay_mode(text):
+    value = int(text)
+    if value not in (0, 1, 2):
+        raise ValueError("must be 0, 1 or 2")
+    return value
+
+
+def _db(text):
+    value = int(text)
+    if not 0 <= value <= 15:
+        raise ValueError("must be a db number from 0 to 15")
+    return value
+
+
+def _flag(text):
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(text):
+    return str(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    name: str
+    convert: object
+    default: object
+    help: str
+    short: str = None
+    connection: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS = [
+    Option("redis", _text, None, "Redis address: host:port, redis:// or rediss:// URL "
+           "[default: 127.0.0.1:6379, else the embedded one]", connection=True),
+    Option("work_queue", _db, 0, "db of the work queue", "-o", connection=True),
+    Option("backlog_queue", _db, 0, "db of the backlog", "-b", connection=True),
+    Option("cache_db", _db, 0, "db of the cache", "-c", connection=True),
+    Option("mongo_uri", _text, None, "failure/item store: mongodb:// URI "
+           "[default: mongodb://127.0.0.1:27017, else the embedded store]", connection=True),
+    Option("mongo_db", _text, "microspiders", "MongoDB database", connection=True),
+    Option("retry", _nonneg_int, 3, "immediate retries of a failed fetch", "-r"),
+    Option("no_cache", _flag, False, "fetch seeds even when cached"),
+    Option("worker", _pos_int, 1, "worker processes", "-w"),
+    Option("http_proxy", _text, None, "proxy URL, file of proxies, or Redis set "
+           "(redis://host:port/db#key or set:KEY)", "-p"),
+    Option("max_age", _nonneg_int, 5, "backlog passes before a seed stays parked", "-m"),
+    Option("relay_mode", _relay_mode, 0, "0: relay continuously, 1: when work is empty, 2: never", "-d"),
+    Option("pool", _pos_int, 100, "greenlets per process"),
+    Option("no_backlog", _flag, False, "drop (and count) seeds whose fetch failed"),
+    Option("relay_delay", _nonneg_float, 1.0, "seconds before a backlogged seed comes back, "
+           "doubling with age (capped at 300 s)"),
+    Option("timeout", _pos_float, 20.0, "seconds to connect and between bytes of a fetch"),
+    Option("rate", _pos_float, None, "requests per second for the whole spider, all processes"),
+    Option("rate_per_host", _pos_float, None, "requests per second per target host"),
+    Option("idle", _nonneg_float, 5.0, "exit after the crawl has been finished this long"),
+    Option("forever", _flag, False, "never exit by itself"),
+    Option("max_body", _pos_int, 10 * 1024 * 1024, "largest response body in bytes"),
+]
+BY_NAME = {o.name: o for o in OPTIONS}
+CONNECTION = [o for o in OPTIONS if o.connection]
+
+Settings = dataclasses.make_dataclass(
+    "Settings", [(o.name, object, dataclasses.field(default=o.default)) for o in OPTIONS]
+    + [("configured", frozenset, dataclasses.field(default=frozenset()))],
+    frozen=True)
+Settings.__doc__ = "Resolved run options; `configured` names those set anywhere but the defaults."
+
+
+def convert(name, value, where):
+    """Convert a raw value of option `name`; ConfigError naming `where` if it is bad."""
+    option = BY_NAME.get(name)
+    if option is None:
+        raise ConfigError("unknown option %r in %s" % (name, where))
+    if value is None:
+        return None
+    try:
+        return option.convert(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("bad value %r for %s in %s: %s" % (value, option.flag, where, exc)) from None
+
+
+def read_config(path, explicit=False):
+    """Read microspider.cfg: {section: {option: raw}}; missing and not explicit -> {}."""
+    if not os.path.exists(path):
+        if explicit:
+            raise ConfigError("config file not found: %s" % path)
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError("malformed config file %s: %s" % (path, first)) from None
+    sections = {}
+    for section in parser.sections():
+        if section != "microspider" and not section.startswith("spider:"):
+            raise ConfigError("%s: unknown section [%s]; use [microspider] or [spider:NAME]"
+                              % (path, section))
+        sections[section] = {k.replace("-", "_"): v for k, v in parser.items(section)}
+    return sections
+
+
+def resolve(flags, spider_cls=None, config_path=None, environ=None):
+    """Layer the options and return frozen Settings.
+
+    `flags` maps option names to values typed on the command line (None = not typed).
+    """
+    environ = os.environ if environ is None else environ
+    explicit = config_path is not None
+    path = config_path or flags.get("config") or CONFIG_FILE
+    sections = read_config(path, explicit=explicit or bool(flags.get("config")))
+    layers = [("%s [microspider]" % path, sections.get("microspider", {}))]
+    name = getattr(spider_cls, "name", None)
+    if name:
+        layers.append(("%s [spider:%s]" % (path, name), sections.get("spider:" + name, {})))
+    layers.append(("the environment", {k: environ[v] for k, v in ENVIRONMENT.items() if environ.get(v)}))
+    if spider_cls is not None:
+        attrs = {o.name: getattr(spider_cls, o.name) for o in OPTIONS if hasattr(spider_cls, o.name)}
+        layers.append(("%s class attributes" % spider_cls.__name__, attrs))
+    layers.append(("the command line", {k: v for k, v in flags.items() if k != "config"}))
+
+    values = {o.name: o.default for o in OPTIONS}
+    configured = set()
+    for where, layer in layers:
+        for key, raw in layer.items():
+            value = convert(key, raw, where)
+            if value is not None:
+                values[key] = value
+                configured.add(key)
+    return Settings(configured=frozenset(configured), **values)

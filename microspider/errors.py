@@ -1,0 +1,33 @@
+"""One exception tree, rooted at MicrospiderError."""
+
+
+class MicrospiderError(Exception):
+    """Base of every error microspider raises on purpose."""
+
+
+class ConfigError(MicrospiderError, ValueError):
+    """A bad option value, config file or spider; the CLI prints it and exits 2."""
+
+
+class SpiderLoadError(ConfigError):
+    """The <spider> argument names no loadable Spider."""
+
+
+class ConnectionFailed(MicrospiderError):
+    """A configured Redis or MongoDB does not answer."""
+
+
+class StoreError(MicrospiderError):
+    """The failure/item store could not be written; the seed stays safe in the backlog."""
+
+
+class FetchError(MicrospiderError):
+    """A fetch failed after its retries (connection error, timeout, retryable status, ban)."""
+
+
+class HTTPStatusError(MicrospiderError):
+    """A non-retryable error status (4xx other than 429) reached parse; stored as a failure."""
+
+
+class MalformedSeed(MicrospiderError, ValueError):
+    """A queued seed that cannot be decoded; it goes to quarantine."""

@@ -1,0 +1,189 @@
+"""Seed: one request to make, as it travels through the queues.
+
+Fields are declared once in FIELDS; JSON encoding, decoding, copying and
+validation all derive from that list.  On the wire a seed is a JSON object with
+a schema version ``"v"``; fields at their default are left out, and fields this
+version does not know are kept and written back unchanged.
+
+>>> s = Seed("http://example.com/list?page=2", meta={"city": "bj"})
+>>> Seed.from_json(s.to_json()) == s
+True
+"""
+import hashlib
+import json
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import MalformedSeed
+
+SCHEMA_VERSION = 1
+METHODS = ("GET", "POST")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# name -> factory of the default value
+FIELDS = {
+    "url": None,
+    "method": lambda: "GET",
+    "headers": dict,
+    "cookies": dict,
+    "query": dict,
+    "data": lambda: None,
+    "meta": dict,
+    "age": lambda: 0,
+}
+_DICT_FIELDS = ("headers", "cookies", "query", "meta")
+
+
+class Seed:
+    """A request: url, method, headers, cookies, query, data, meta and age.
+
+    Raises ValueError for a URL that is not http(s) or a method other than GET/POST.
+    ``meta`` and ``age`` do not change the fingerprint.
+    """
+
+    __slots__ = tuple(FIELDS) + ("extra", "_digest")
+
+    def __init__(self, url, method="GET", headers=None, cookies=None, query=None,
+                 data=None, meta=None, age=0, extra=None):
+        self.url = _check_url(url)
+        self.method = _check_method(method)
+        self.headers = _check_dict("headers", headers)
+        self.cookies = _check_dict("cookies", cookies)
+        self.query = _check_dict("query", query)
+        if data is not None and not isinstance(data, (dict, str)):
+            raise ValueError("seed data must be a dict (form) or a str (raw body), not %s"
+                             % type(data).__name__)
+        self.data = data
+        self.meta = _check_dict("meta", meta)
+        if isinstance(age, bool) or not isinstance(age, int) or age < 0:
+            raise ValueError("seed age must be a non-negative int, not %r" % (age,))
+        self.age = age
+        self.extra = extra or {}
+        self._digest = None
+
+    # -- serialisation -------------------------------------------------
+    def to_dict(self):
+        out = {"v": SCHEMA_VERSION}
+        for name, default in FIELDS.items():
+            value = getattr(self, name)
+            if default is None or value != default():
+                out[name] = value
+        out.update(self.extra)
+        return out
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, obj):
+        """Build a seed from a decoded JSON object; ValueError if it is not one."""
+        if not isinstance(obj, dict):
+            raise ValueError("a seed must be a JSON object, not %s" % type(obj).__name__)
+        if "url" not in obj:
+            raise ValueError("a seed needs a 'url'")
+        known = {k: obj[k] for k in FIELDS if k in obj}
+        extra = {k: v for k, v in obj.items() if k not in FIELDS and k != "v"}
+        return cls(extra=extra, **known)
+
+    @classmethod
+    def from_json(cls, raw):
+        """Decode a seed from the wire; MalformedSeed if it is not a valid seed."""
+        try:
+            return cls.from_dict(json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            raise MalformedSeed(str(exc)) from None
+
+    def replace(self, **changes):
+        """A copy with some fields changed."""
+        fields = {name: getattr(self, name) for name in FIELDS}
+        fields.update(changes)
+        return Seed(extra=dict(self.extra), **fields)
+
+    # -- identity ------------------------------------------------------
+    @property
+    def fingerprint(self):
+        """Hex SHA-1 of method, canonical URL (query merged, sorted) and body."""
+        return self._sha1().hex()
+
+    @property
+    def cache_key(self):
+        """The 12 leading bytes of the fingerprint: what the cache stores."""
+        return self._sha1()[:12]
+
+    def _sha1(self):
+        if self._digest is None:
+            body = self.body()
+            text = "%s %s\n" % (self.method, self.canonical_url())
+            self._digest = hashlib.sha1(text.encode("utf-8") + (body or b"")).digest()
+        return self._digest
+
+    def canonical_url(self):
+        """The URL with `query` merged in, parameters sorted, host lowercased, no fragment."""
+        parts = urlsplit(self.url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        if parts.port and parts.port != DEFAULT_PORTS.get(scheme):
+            host = "%s:%d" % (host, parts.port)
+        if parts.username or parts.password:
+            host = "%s@%s" % (parts.netloc.rsplit("@", 1)[0], host)
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        params.extend(_query_items(self.query))
+        return urlunsplit((scheme, host, parts.path or "/", urlencode(sorted(params)), ""))
+
+    def request_url(self):
+        """The URL to fetch: the seed URL with `query` appended (order kept)."""
+        if not self.query:
+            return self.url
+        sep = "&" if urlsplit(self.url).query else ("" if self.url.endswith("?") else "?")
+        return self.url + sep + urlencode(_query_items(self.query))
+
+    def body(self):
+        """The request body as bytes (form data sorted), or None."""
+        if self.data is None:
+            return None
+        if isinstance(self.data, dict):
+            return urlencode(sorted(_query_items(self.data))).encode("utf-8")
+        return self.data.encode("utf-8")
+
+    def __eq__(self, other):
+        return isinstance(other, Seed) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(self.fingerprint)
+
+    def __repr__(self):
+        return "<Seed %s %s age=%d>" % (self.method, self.url, self.age)
+
+
+def _query_items(mapping):
+    items = []
+    for key, value in mapping.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        items.extend((str(key), "" if v is None else str(v)) for v in values)
+    return items
+
+
+def _check_url(url):
+    if not isinstance(url, str):
+        raise ValueError("seed url must be a string, not %s" % type(url).__name__)
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("seed url must be an absolute http(s) URL, not %r" % url)
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("seed url has a bad port: %r" % url) from None
+    return url.strip()
+
+
+def _check_method(method):
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ValueError("seed method must be GET or POST, not %r" % (method,))
+    return method.upper()
+
+
+def _check_dict(name, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("seed %s must be a dict, not %s" % (name, type(value).__name__))
+    return value

@@ -1,0 +1,164 @@
+"""The Spider base class, the response it hands to parse, and spider loading."""
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import threading
+
+from .errors import SpiderLoadError
+from .seed import Seed
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_context = threading.local()  # greenlet-local once the worker entry point has patched
+
+
+class Spider:
+    """Base of every microspider: set ``name``, write ``parse``.
+
+    Example::
+
+        class CitySpider(Spider):
+            name = "ctrip_city"
+            start_urls = ["http://127.0.0.1:8765/"]
+
+            def parse(self, response, seed):
+                for a in response.soup.select("a.city"):
+                    self.send(Seed(a["href"]), to="ctrip_hotel")
+
+    ``parse`` yields Seeds (to this spider's own work queue) and dicts (items; an
+    ``_id`` makes the write an upsert).  Anything it raises sends the response to
+    the failure store and the seed to the backlog.  Class attributes named like
+    run options (``retry = 5``, ``pool = 50``) override microspider.cfg.
+    """
+
+    name = None
+    start_urls = ()
+    upstream = ()          # spiders whose end this one waits for
+    headers = {}           # default headers of every request
+    user_agents = ()       # rotated per request when given
+    handle_status = ()     # error statuses (>= 400) that parse wants to see
+
+    def start_seeds(self):
+        """The seeds of a fresh crawl; by default one GET per start URL."""
+        for url in self.start_urls:
+            yield url if isinstance(url, Seed) else Seed(url)
+
+    def parse(self, response, seed):
+        raise NotImplementedError("%s.parse(self, response, seed) is not defined"
+                                  % type(self).__name__)
+
+    def is_banned(self, response):
+        """True when the site refused us (the fetch is retried through another proxy)."""
+        return response.status_code in (403, 429) or not response.content
+
+    def send(self, seed_or_url, to=None):
+        """Queue a seed (or URL) to spider ``to``'s work queue; default: this spider's."""
+        seed = seed_or_url if isinstance(seed_or_url, Seed) else Seed(seed_or_url)
+        target = to or self.name
+        sent = getattr(_context, "sent", None)
+        if sent is None:
+            raise RuntimeError("send() is only possible while the framework runs parse/start_seeds")
+        sent.append((target, seed))
+
+
+def collect(spider, produce):
+    """Run ``produce()`` and return (items, [(target, seed)]) from what it yields and sends.
+
+    Raises whatever produce raises, and TypeError for a yielded value that is
+    neither a Seed nor a dict (or a dict that is not JSON-serialisable).
+    """
+    sent = _context.sent = []
+    try:
+        items = []
+        for value in produce() or ():
+            if isinstance(value, Seed):
+                sent.append((spider.name, value))
+            elif isinstance(value, dict):
+                items.append(_check_item(value))
+            else:
+                raise TypeError("parse yielded %s; yield a Seed or a dict" % type(value).__name__)
+        return items, sent
+    finally:
+        _context.sent = None
+
+
+def _check_item(item):
+    import json
+
+    try:
+        json.dumps(item, default=_reject)
+    except (TypeError, ValueError) as exc:
+        raise TypeError("item is not JSON-serialisable: %s" % exc) from None
+    return item
+
+
+def _reject(value):
+    raise TypeError("%s is not JSON-serialisable" % type(value).__name__)
+
+
+# -- loading -----------------------------------------------------------------
+def load_spider(ref):
+    """Load a Spider subclass from ``file.py[:Class]`` or ``package.module[:Class]``."""
+    path, _, cls_name = ref.partition(":")
+    if not path:
+        raise SpiderLoadError("no spider given")
+    module = _import_file(path) if _looks_like_file(path) else _import_module(path)
+    classes = [c for c in vars(module).values()
+               if inspect.isclass(c) and issubclass(c, Spider) and c is not Spider
+               and c.__module__ == module.__name__]
+    if cls_name:
+        found = getattr(module, cls_name, None)
+        if not (inspect.isclass(found) and issubclass(found, Spider)):
+            raise SpiderLoadError("%s has no Spider class named %s" % (path, cls_name))
+        return _check_spider_class(found)
+    if len(classes) != 1:
+        names = ", ".join(sorted(c.__name__ for c in classes)) or "none"
+        raise SpiderLoadError("%s defines %d Spider classes (%s); name one as %s:ClassName"
+                              % (path, len(classes), names, path))
+    return _check_spider_class(classes[0])
+
+
+def _looks_like_file(path):
+    return path.endswith(".py") or os.sep in path or os.path.isfile(path)
+
+
+def _import_file(path):
+    if not os.path.isfile(path):
+        raise SpiderLoadError("spider file not found: %s" % path)
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # so a spider can import its sibling modules
+    module_name = "microspider_user_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(full))[0])
+    spec = importlib.util.spec_from_file_location(module_name, full)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise SpiderLoadError("cannot import %s: %s: %s" % (path, type(exc).__name__, exc)) from None
+    return module
+
+
+def _import_module(dotted):
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        raise SpiderLoadError("no spider module %s (%s)" % (dotted, exc)) from None
+    except Exception as exc:
+        raise SpiderLoadError("cannot import %s: %s: %s" % (dotted, type(exc).__name__, exc)) from None
+
+
+def _check_spider_class(cls):
+    name = cls.name
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpiderLoadError("%s.name must be a non-empty string of letters, digits, _ . -; got %r"
+                              % (cls.__name__, name))
+    if cls.parse is Spider.parse:
+        raise SpiderLoadError("%s does not define parse(self, response, seed)" % cls.__name__)
+    return cls

@@ -1,0 +1,264 @@
+"""The per-process loop: take -> fetch -> parse -> acknowledge.
+
+One feeder greenlet takes batches of seeds into this worker's in-flight record,
+``pool`` greenlets fetch and parse them, and one flusher greenlet writes the
+outcomes in batches: the store first (items, failures), then one Redis
+pipeline (cache, backlog, sends, counters) that ends by acknowledging the seeds.
+A seed is acknowledged only after its outcome is stored, so a crash at any
+point leaves it in flight, to be requeued.
+"""
+import logging
+import os
+import time
+import traceback
+
+import gevent
+import gevent.event
+import gevent.queue
+import redis as redislib
+
+from . import keys
+from .errors import FetchError, HTTPStatusError, MalformedSeed, StoreError
+from .fetcher import NoProxy
+from .queues import Outcome, Queues, backlog_score
+from .seed import Seed
+from .spider import collect
+from .store import failure_doc
+
+log = logging.getLogger("microspider.worker")
+FLUSH_INTERVAL = 0.05
+IDLE_MAX = 0.5
+
+
+class Worker:
+    """Runs one spider in this process until ``stop()``."""
+
+    def __init__(self, spider, settings, redis, store, worker_id, fetcher, proxies=None):
+        self.spider = spider
+        self.settings = settings
+        self.name = spider.name
+        self.queues = Queues(redis, self.name)
+        self.store = store
+        self.id = worker_id
+        self.fetcher = fetcher
+        self.proxies = proxies
+        self.local = gevent.queue.Queue()
+        self.records = []
+        self.held = 0                 # taken and not yet acknowledged
+        self.linked = set()           # spiders we already recorded as our downstream
+        self.stopping = False
+        self.done = gevent.event.Event()
+        self.batch = max(2 * settings.pool, 20)
+        self._warned = {}
+
+    # -- life cycle ------------------------------------------------------------
+    def run(self):
+        self._retry_redis(lambda: self.queues.register_worker(self.id), "register")
+        workers = [gevent.spawn(self._process_loop) for _ in range(self.settings.pool)]
+        feeder = gevent.spawn(self._feed)
+        flusher = gevent.spawn(self._flush_loop)
+        helpers = [gevent.spawn(self._watch_parent)]
+        if self.proxies is not None:
+            helpers.append(gevent.spawn(self._tend_proxies))
+        self.done.wait()
+        feeder.kill()
+        gevent.killall(workers, timeout=5)
+        gevent.killall(helpers, timeout=1)
+        flusher.kill()
+        self._flush()
+        self._retry_redis(lambda: self.queues.unregister_worker(self.id), "requeue in-flight seeds",
+                          attempts=20)
+        self.fetcher.close()
+
+    def stop(self):
+        """Stop taking seeds; in-flight seeds go back to the work queue."""
+        self.stopping = True
+        self.done.set()
+
+    # -- feeding ---------------------------------------------------------------
+    def _feed(self):
+        idle = 0.01
+        pool = self.settings.pool
+        while not self.stopping:
+            if self.held > pool:
+                gevent.sleep(0.005)
+                continue
+            raws = self._retry_redis(lambda: self.queues.take(self.id, 2 * pool - self.held), "take")
+            if not raws:
+                gevent.sleep(idle)
+                idle = min(idle * 2, IDLE_MAX)
+                continue
+            idle = 0.01
+            self.held += len(raws)
+            for raw, seed in self._skip_cached(raws):
+                self.local.put((raw, seed))
+
+    def _skip_cached(self, raws):
+        decoded = []
+        for raw in raws:
+            try:
+                decoded.append((raw, Seed.from_json(raw)))
+            except MalformedSeed as exc:
+                log.warning("%s: malformed seed quarantined: %s", self.name, exc)
+                self._record("bad", raw)
+        if self.settings.no_cache or not decoded:
+            return decoded
+        flags = self._retry_redis(lambda: self.queues.cached([s.cache_key for _, s in decoded]), "cache")
+        fresh = []
+        for (raw, seed), hit in zip(decoded, flags):
+            if hit:
+                self._record("cached", raw, seed)
+            else:
+                fresh.append((raw, seed))
+        return fresh
+
+    # -- processing ------------------------------------------------------------
+    def _process_loop(self):
+        while True:
+            raw, seed = self.local.get()
+            self._process(raw, seed)
+
+    def _process(self, raw, seed):
+        try:
+            response = self.fetcher.fetch(seed)
+        except NoProxy as exc:
+            self._warn_once("noproxy", "%s: %s; seeds go to the backlog until proxies come back",
+                            self.name, exc)
+            return self._record("fetch_failed", raw, seed, "no_proxy")
+        except FetchError as exc:
+            log.debug("%s: fetch failed: %s", self.name, exc)
+            return self._record("fetch_failed", raw, seed, "fetch_failures")
+        except Exception as exc:  # e.g. a header requests cannot encode: still a fetch failure
+            self._warn_once("fetch", "%s: fetch of %s failed: %r", self.name, seed.url, exc)
+            return self._record("fetch_failed", raw, seed, "fetch_failures")
+        try:
+            items, sends = collect(self.spider, lambda: self._parse(response, seed))
+        except Exception as exc:
+            log.debug("%s: parse failed on %s: %r", self.name, seed.url, exc)
+            doc = failure_doc(seed, type(exc).__name__, str(exc)[:2000], traceback.format_exc(),
+                              response)
+            return self._record("parse_failed", raw, seed, doc)
+        self._record("ok", raw, seed, (items, sends))
+
+    def _parse(self, response, seed):
+        if response.status_code >= 400 and response.status_code not in self.spider.handle_status:
+            raise HTTPStatusError("HTTP %d from %s" % (response.status_code, response.url))
+        return self.spider.parse(response, seed)
+
+    def _record(self, kind, raw, seed=None, payload=None):
+        self.records.append((kind, raw, seed, payload))
+
+    # -- acknowledging -----------------------------------------------------------
+    def _flush_loop(self):
+        while True:
+            gevent.sleep(FLUSH_INTERVAL)
+            self._flush()
+
+    def _flush(self):
+        records, self.records = self.records, []
+        if not records:
+            return
+        outcome = self._outcome(records)
+        self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge")
+        self.held -= len(records)
+
+    def _outcome(self, records):
+        """Write the store's part of a batch and return the Redis part as an Outcome."""
+        items = [i for kind, _, _, p in records if kind == "ok" for i in p[0]]
+        failures = [p for kind, _, _, p in records if kind == "parse_failed"]
+        succeeded = [s.fingerprint for kind, _, s, _ in records if kind == "ok"]
+        stored = True
+        try:
+            if items:
+                self.store.save_items(items)
+            if failures:
+                self.store.save_failures(failures)
+            if succeeded:
+                self.store.remove_failures(succeeded)
+        except StoreError as exc:
+            stored = False
+            self._warn_once("store", "%s: %s; affected seeds stay safe in the backlog", self.name, exc)
+        outcome = Outcome(self.name)
+        retried, self.fetcher.retries = self.fetcher.retries, 0
+        if retried:
+            outcome.count("retried", retried)
+        now = time.time()
+        for kind, raw, seed, payload in records:
+            outcome.finish(raw)
+            if kind == "ok" and stored:
+                self._succeeded(outcome, seed, *payload)
+            elif kind == "cached":
+                outcome.count("cached")
+            elif kind == "bad":
+                outcome.to_quarantine(raw)
+                outcome.count("quarantined")
+            else:
+                counter = payload if kind == "fetch_failed" else (
+                    "parse_failures" if stored else "store_errors")
+                outcome.count(counter)
+                self._backlog(outcome, seed, now)
+        return outcome
+
+    def _succeeded(self, outcome, seed, items, sends):
+        if not self.settings.no_cache:
+            outcome.cache(seed)
+        for target, new in sends:
+            outcome.send(target, new)
+            if target not in self.linked and target != self.name:
+                outcome.link(target)
+                self.linked.add(target)
+        outcome.count("ok")
+        outcome.pages += 1
+        if items:
+            outcome.count("items", len(items))
+
+    def _backlog(self, outcome, seed, now):
+        if self.settings.no_backlog:
+            outcome.count("dropped")
+            return
+        aged = seed.replace(age=seed.age + 1)
+        outcome.to_backlog(aged, backlog_score(aged.age, self.settings.max_age,
+                                               self.settings.relay_delay, now))
+        outcome.count("backlogged")
+
+    # -- helpers ---------------------------------------------------------------
+    def _retry_redis(self, call, what, attempts=None):
+        """Run a Redis call, backing off and retrying while Redis is unreachable."""
+        delay, n = 0.1, 0
+        while True:
+            try:
+                return call()
+            except (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError) as exc:
+                n += 1
+                if attempts and n >= attempts:
+                    log.error("%s: gave up on %s: %s (seeds stay in flight; reclaimed later)",
+                              self.name, what, exc)
+                    return None
+                self._warn_once("redis", "%s: Redis unreachable during %s (%s); retrying",
+                                self.name, what, exc)
+                gevent.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _warn_once(self, topic, message, *args, every=10.0):
+        now = time.monotonic()
+        if now - self._warned.get(topic, -every) >= every:
+            self._warned[topic] = now
+            log.warning(message, *args)
+
+    def _watch_parent(self):
+        parent = os.getppid()
+        while True:
+            gevent.sleep(1.0)
+            if os.getppid() != parent:
+                log.warning("%s: the run process is gone; stopping", self.name)
+                self.stop()
+                return
+
+    def _tend_proxies(self):
+        while True:
+            gevent.sleep(5.0)
+            try:
+                self.proxies.refresh()
+                self.proxies.flush_stats()
+            except Exception as exc:  # a proxy source hiccup must not stop the crawl
+                self._warn_once("proxies", "%s: proxy source: %s", self.name, exc)
