@@ -93,9 +93,14 @@ class HostRateLimiter(_Bucket):
     def __init__(self, redis, name, rate, burst=None):
         super().__init__(redis, rate, burst)
         self.name = name
+        self._redis = redis
 
     def key_for(self, host):
         return keys.ratelimit(self.name, host)
+
+    def for_host(self, host):
+        """A :class:`RateLimiter` on `host`'s bucket (no round trip to make one)."""
+        return RateLimiter(self._redis, self.key_for(host), self.rate, self.burst)
 
     def reserve(self, host, n=1):
         """Take `n` tokens of `host`'s bucket; return the seconds to wait."""

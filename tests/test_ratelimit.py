@@ -98,6 +98,12 @@ def test_host_buckets_are_separate(r):
     assert limiter.reserve("b.example") == 0.0
     assert limiter.reserve("a.example") > 0.9
     assert r.exists(keys.ratelimit("hotel", "a.example"), keys.ratelimit("hotel", "b.example")) == 2
+    assert limiter.for_host("b.example").reserve() > 0.9
+
+
+def test_for_host_limiter_uses_the_host_key(r):
+    bound = HostRateLimiter(r, "hotel", rate=2, burst=4).for_host("a.example")
+    assert (bound.key, bound.rate, bound.burst) == (keys.ratelimit("hotel", "a.example"), 2.0, 4.0)
 
 
 SENDER = r"""
