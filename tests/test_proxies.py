@@ -4,10 +4,12 @@ Requests go through real forward proxies (tests/proxyserver.py) to a real local
 site; Redis is the private redis-server of conftest.  Time is a fake clock.
 """
 import logging
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
@@ -21,6 +23,7 @@ from tests.proxyserver import ProxyServer
 from tests.servers import Site, free_port
 
 HOST = "127.0.0.1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Clock:
@@ -370,10 +373,11 @@ def test_check_proxies_reports_each_proxy(site, start_proxy):
     ok, slow, garbage, reset = (start_proxy(), start_proxy("slow", delay=3), start_proxy("garbage"),
                                 start_proxy("reset"))
     refused = "http://127.0.0.1:%d" % free_port()
-    urls = [ok.url, slow.url, garbage.url, reset.url, refused, "nonsense"]
+    more_slow = [start_proxy("slow", delay=3).url for _ in range(2)]
+    urls = [ok.url, slow.url, garbage.url, reset.url, refused, "nonsense"] + more_slow
     started = time.monotonic()
     rows = check_proxies(urls, site.url + "/check", timeout=1)
-    assert time.monotonic() - started < 2.5                 # checked at once, not one by one
+    assert time.monotonic() - started < 2.5     # three 1 s timeouts at once, not one by one
     assert [row["proxy"] for row in rows] == urls
     good = rows[0]
     assert good["ok"] and good["status"] == 200 and good["error"] is None and 0 < good["latency"] < 1
@@ -383,6 +387,34 @@ def test_check_proxies_reports_each_proxy(site, start_proxy):
     assert "Timeout" in rows[1]["error"]
     assert rows[2]["error"].isprintable()               # the garbage is not echoed raw
     assert "scheme must be one of" in rows[5]["error"]
+
+
+GEVENT_CHECK = r"""
+from gevent import monkey
+monkey.patch_all()
+import sys
+from microspider.proxies import ProxyPool, check_proxies
+pool = ProxyPool([sys.argv[1]])
+proxy = pool.acquire("127.0.0.1")
+pool.report(proxy, "127.0.0.1", True, 0.1)
+[row] = check_proxies([proxy.url], sys.argv[2], timeout=3)
+print(row["ok"])
+"""
+
+
+def test_pool_and_check_under_gevent(site, start_proxy):
+    server = start_proxy()
+    out = subprocess.run([sys.executable, "-c", GEVENT_CHECK, server.url, site.url + "/g"], cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "True", out.stderr
+    assert server.hits == 1
+
+
+def test_importing_proxies_and_ratelimit_does_not_import_gevent():
+    code = "import sys, microspider.proxies, microspider.ratelimit; print('gevent' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_check_proxies_flags_an_error_status(site, start_proxy):
