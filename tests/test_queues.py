@@ -1,0 +1,152 @@
+"""Queues, in-flight records, outcomes and the relay, on a real redis-server."""
+import math
+import threading
+
+import pytest
+
+from microspider import Seed, keys
+from microspider.connection import Redis
+from microspider.queues import Outcome, Queues, backlog_score, retry_delay
+from microspider.relay import NEVER, WHEN_EMPTY, Relay
+
+
+@pytest.fixture
+def conn(redis_url):
+    c = Redis(redis_url)
+    yield c
+    c.close()
+
+
+def seeds(n, prefix="http://a.com/"):
+    return [Seed("%s%d" % (prefix, i)) for i in range(n)]
+
+
+def test_take_moves_seeds_into_the_workers_in_flight_list(conn, r):
+    q = Queues(conn, "s")
+    q.push(seeds(5))
+    taken = q.take("w1", 3)
+    assert [Seed.from_json(x).url for x in taken] == ["http://a.com/0", "http://a.com/1", "http://a.com/2"]
+    assert r.llen(keys.work("s")) == 2
+    assert r.lrange(keys.inflight("s", "w1"), 0, -1) == taken
+    assert q.take("w2", 10) and q.take("w3", 10) == []
+
+
+def test_requeue_puts_in_flight_back_at_the_head_in_order(conn, r):
+    q = Queues(conn, "s")
+    q.push(seeds(4))
+    taken = q.take("w1", 2)
+    assert q.requeue_inflight("w1") == 2
+    assert r.lrange(keys.work("s"), 0, 1) == taken
+    assert not r.exists(keys.inflight("s", "w1"))
+
+
+def test_reclaim_only_touches_workers_whose_heartbeat_expired(conn, r):
+    q = Queues(conn, "s")
+    q.push(seeds(6))
+    q.heartbeat(["dead"], now=1000.0)
+    q.heartbeat(["alive"], now=5000.0)
+    q.take("dead", 2)
+    q.take("alive", 2)
+    assert q.in_flight() == 4
+    assert q.reclaim_dead(now=2000.0) == 2
+    assert r.llen(keys.inflight("s", "alive")) == 2 and not r.exists(keys.inflight("s", "dead"))
+    assert r.llen(keys.work("s")) == 4
+    assert r.zrange(keys.workers("s"), 0, -1) == [b"alive"]
+
+
+def test_outcome_commit_writes_everything_and_acknowledges(conn, r):
+    q = Queues(conn, "s")
+    q.push(seeds(3))
+    a, b, c = q.take("w", 3)
+    out = Outcome("s")
+    ok = Seed.from_json(a)
+    out.finish(a); out.cache(ok); out.send("other", Seed("http://b.com/")); out.link("other")
+    out.count("ok"); out.pages += 1
+    out.finish(b); out.to_backlog(Seed.from_json(b).replace(age=1), 123.0)
+    out.finish(c); out.to_quarantine(c)
+    out.commit(q, "w", now=1000.0)
+    assert r.llen(keys.inflight("s", "w")) == 0
+    assert q.cached([ok.cache_key, Seed("http://x.com/").cache_key]) == [True, False]
+    assert r.zscore(keys.backlog("s"), Seed.from_json(b).replace(age=1).to_json()) == 123.0
+    assert r.lrange(keys.quarantine("s"), 0, -1) == [c]
+    assert r.smembers(keys.upstream("other")) == {b"s"}
+    assert r.hget(keys.stats("s"), "ok") == b"1" and r.hget(keys.pages("s"), "200") == b"1"
+    assert Seed.from_json(r.lpop(keys.work("other"))).url == "http://b.com/"
+
+
+def test_outcome_across_dbs(redis_url, r):
+    conn = Redis(redis_url, work_db=1, backlog_db=2, cache_db=3)
+    q = Queues(conn, "s")
+    q.push(seeds(2))
+    a, b = q.take("w", 2)
+    out = Outcome("s")
+    out.finish(a); out.cache(Seed.from_json(a))
+    out.finish(b); out.to_backlog(Seed.from_json(b), 5.0)
+    out.commit(q, "w")
+    assert conn.cache.scard(keys.cache("s")) == 1 and conn.work.scard(keys.cache("s")) == 0
+    assert conn.backlog.zcard(keys.backlog("s")) == 1 and conn.work.llen(keys.inflight("s", "w")) == 0
+    relay = Relay(conn, "s")
+    assert relay.move_due(now=10.0) == 1 and conn.work.llen(keys.work("s")) == 1
+    conn.close()
+
+
+def test_retry_delay_doubles_and_is_capped():
+    assert [retry_delay(a, 1.0) for a in range(5)] == [0, 1, 2, 4, 8]
+    assert retry_delay(40, 1.0) == 300.0
+    assert backlog_score(6, 5, 1.0, 100.0) == math.inf
+    assert backlog_score(2, 5, 1.0, 100.0) == 102.0
+
+
+def fill_backlog(r, entries):
+    r.zadd(keys.backlog("s"), {Seed("http://a.com/%s" % i, age=age).to_json(): score
+                               for i, (age, score) in enumerate(entries)})
+
+
+def test_relay_moves_due_seeds_only_and_never_parked_ones(conn, r):
+    fill_backlog(r, [(1, 50.0), (2, 150.0), (6, math.inf)])
+    relay = Relay(conn, "s", max_age=5)
+    assert relay.counts(now=100.0) == (1, 1, 1)
+    assert relay.move_due(now=100.0) == 1
+    assert relay.move_due(now=200.0) == 1
+    assert relay.move_due(now=1e12) == 0
+    assert r.zcard(keys.backlog("s")) == 1 and r.llen(keys.work("s")) == 2
+
+
+def test_relay_mode_when_empty_and_never(conn, r):
+    fill_backlog(r, [(1, 1.0)])
+    r.rpush(keys.work("s"), Seed("http://busy.com/").to_json())
+    assert Relay(conn, "s", mode=WHEN_EMPTY).move_due(now=10.0) == 0
+    assert Relay(conn, "s", mode=NEVER).move_due(now=10.0) == 0
+    r.delete(keys.work("s"))
+    assert Relay(conn, "s", mode=NEVER).move_due(now=10.0) == 0
+    assert Relay(conn, "s", mode=WHEN_EMPTY).move_due(now=10.0) == 1
+
+
+def test_unpark_and_move_all(conn, r):
+    fill_backlog(r, [(6, math.inf), (9, math.inf), (2, 500.0)])
+    relay = Relay(conn, "s", max_age=7, relay_delay=1.0)
+    assert relay.unpark(now=100.0) == 1            # age 6 <= 7 comes back, age 9 stays
+    assert relay.counts(now=100.0) == (0, 2, 1)
+    assert relay.move_all(reset_age=True) == 3
+    ages = sorted(Seed.from_json(x).age for x in r.lrange(keys.work("s"), 0, -1))
+    assert ages == [0, 0, 0] and r.zcard(keys.backlog("s")) == 0
+
+
+def test_concurrent_relays_move_each_seed_exactly_once(redis_url, r):
+    n = 20000
+    fill_backlog(r, [(1, float(i % 100)) for i in range(n)])
+    moved = []
+
+    def relay_all():
+        c = Redis(redis_url)
+        moved.append(Relay(c, "s").move_due(now=1000.0))
+        c.close()
+
+    threads = [threading.Thread(target=relay_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    work = r.lrange(keys.work("s"), 0, -1)
+    assert sum(moved) == n == len(work) == len(set(work))
+    assert r.zcard(keys.backlog("s")) == 0
