@@ -1,0 +1,1 @@
+"""Benchmarks of microspider against the bare gevent+requests loop (see README.md)."""
