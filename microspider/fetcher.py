@@ -13,7 +13,8 @@ from requests.adapters import HTTPAdapter
 from .errors import FetchError
 from .response import as_response
 
-RETRYABLE = frozenset([429]) | frozenset(range(500, 600))
+# 407: the proxy refused us; retried through another one
+RETRYABLE = frozenset([407, 429]) | frozenset(range(500, 600))
 
 
 class NoProxy(FetchError):

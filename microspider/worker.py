@@ -48,7 +48,7 @@ class Worker:
         self.linked = set()           # spiders we already recorded as our downstream
         self.stopping = False
         self.done = gevent.event.Event()
-        self.batch = max(2 * settings.pool, 20)
+        self.paused_until = 0.0       # no usable proxy: take nothing until then
         self._warned = {}
 
     # -- life cycle ------------------------------------------------------------
@@ -82,6 +82,10 @@ class Worker:
         while not self.stopping:
             if self.held > pool:
                 gevent.sleep(0.005)
+                continue
+            pause = self.paused_until - time.monotonic()
+            if pause > 0:
+                gevent.sleep(min(pause, 1.0))
                 continue
             raws = self._retry_redis(lambda: self.queues.take(self.id, 2 * pool - self.held), "take")
             if not raws:
@@ -122,8 +126,10 @@ class Worker:
         try:
             response = self.fetcher.fetch(seed)
         except NoProxy as exc:
-            self._warn_once("noproxy", "%s: %s; seeds go to the backlog until proxies come back",
-                            self.name, exc)
+            wait = self.proxies.next_ready_in() or 5.0
+            self.paused_until = max(self.paused_until, time.monotonic() + wait)
+            self._warn_once("noproxy", "%s: %s; seeds go to the backlog, taking none for %.0fs",
+                            self.name, exc, wait)
             return self._record("fetch_failed", raw, seed, "no_proxy")
         except FetchError as exc:
             log.debug("%s: fetch failed: %s", self.name, exc)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: sets up ./.venv, then runs the default test suite (about 3 minutes).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m chaos` for the fault-injection suite.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -q "$@"
