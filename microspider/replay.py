@@ -1,0 +1,176 @@
+"""Stored failures back into the crawl: re-parse their responses, or refetch their seeds.
+
+``reparse`` (the ``parse`` command) runs the spider's current ``parse`` on the
+responses kept in the failure store, without fetching: what the worker does
+after a fetch, with the same meaning of success.  ``retry`` sends the seeds of
+stored failures back to the work queue to be fetched again.
+
+Either way a seed handled here is taken out of the backlog too (matched by
+fingerprint, since its JSON there carries another age): one streaming pass
+over the backlog at the end, O(backlog), run only when something was handled.
+"""
+import collections
+import traceback
+
+from . import keys
+from .errors import HTTPStatusError
+from .queues import Outcome, Queues
+from .response import from_failure
+from .seed import Seed
+from .spider import collect
+from .store import failure_doc
+
+BATCH = 100           # failure documents (with their bodies) in memory at once
+SCAN = 1000
+NO_RESPONSE = "(no response stored)"
+
+
+class Summary:
+    """What a ``parse`` run did."""
+
+    def __init__(self):
+        self.reparsed = self.fixed = self.items = self.sent = self.unbacklogged = 0
+        self.failing = collections.Counter()   # error class -> still failing
+
+    def line(self, name):
+        failing = sum(self.failing.values())
+        errors = ", ".join("%s %d" % kv for kv in sorted(self.failing.items()))
+        return ("%s: re-parsed %d: fixed %d (%d items stored, %d seeds sent, %d taken out of the "
+                "backlog), still failing %d%s" % (name, self.reparsed, self.fixed, self.items, self.sent,
+                                                  self.unbacklogged, failing,
+                                                  " (%s)" % errors if errors else ""))
+
+
+# -- parse ------------------------------------------------------------------------
+def reparse(spider, redis, store, limit=None, no_cache=False):
+    """Re-run ``spider.parse`` on up to `limit` stored failures (oldest first); returns a Summary.
+
+    A success stores the items, sends the new seeds (recording upstream links as
+    the worker does), caches the seed unless `no_cache`, removes the failure and
+    takes the seed out of the backlog.  A failure again updates the stored
+    document (attempts + 1).  Redis is written before the failure is removed,
+    so a crash in between repeats work, never loses it.
+    """
+    summary, fixed, seen = Summary(), set(), set()
+    total = limit or store.count_failures()   # documents re-saved meanwhile do not come round again
+    docs = (d for d in store.iter_failures(limit=total) if d["_id"] not in seen)
+    while True:
+        batch = [d for d in _take(docs, BATCH)]
+        if not batch:
+            break
+        seen.update(d["_id"] for d in batch)
+        fixed.update(_reparse_batch(spider, redis, store, batch, no_cache, summary))
+    if fixed:
+        summary.unbacklogged = drop_from_backlog(redis, spider.name, fixed)
+    return summary
+
+
+def _reparse_batch(spider, redis, store, docs, no_cache, summary):
+    outcome, failed, fixed, items = Outcome(spider.name), [], [], []
+    for doc in docs:
+        try:
+            seed = Seed.from_dict(doc["seed"])
+        except (ValueError, TypeError, KeyError):
+            summary.failing["MalformedSeed"] += 1
+            continue
+        if doc.get("status") is None:
+            summary.failing[NO_RESPONSE] += 1   # nothing to parse: `retry` refetches it
+            continue
+        summary.reparsed += 1
+        response = from_failure(doc)
+        try:
+            found, sends = collect(spider, lambda: _parse(spider, response, seed))
+        except Exception as exc:
+            summary.failing[type(exc).__name__] += 1
+            failed.append(failure_doc(seed, type(exc).__name__, str(exc)[:2000],
+                                      traceback.format_exc(), response))
+            continue
+        _succeeded(outcome, spider.name, seed, sends, no_cache)
+        items.extend(found)
+        fixed.append(seed.fingerprint)
+        summary.sent += len(sends)
+    summary.fixed += len(fixed)
+    summary.items += len(items)
+    if items:
+        store.save_items(items)
+    if failed:
+        store.save_failures(failed)
+    if fixed:
+        outcome.count("reparsed", len(fixed))
+        outcome.count("items", len(items))
+        outcome.commit(Queues(redis, spider.name), worker="parse")
+        store.remove_failures(fixed)
+    return fixed
+
+
+def _parse(spider, response, seed):
+    # the worker's rule: an error status reaches parse only if the spider handles it
+    if response.status_code >= 400 and response.status_code not in spider.handle_status:
+        raise HTTPStatusError("HTTP %d from %s" % (response.status_code, response.url))
+    return spider.parse(response, seed)
+
+
+def _succeeded(outcome, name, seed, sends, no_cache):
+    if not no_cache:
+        outcome.cache(seed)
+    for target, new in sends:
+        outcome.send(target, new)
+        if target != name and target not in outcome.links:
+            outcome.link(target)
+
+
+# -- retry ------------------------------------------------------------------------
+def retry(redis, store, name, limit=None):
+    """Send the seeds of up to `limit` stored failures to the work queue, age 0.
+
+    They are taken out of the cache first (so the worker fetches them even if
+    they were cached) and out of the backlog after.  The failure documents stay
+    until the seeds succeed.  Returns (sent, malformed, taken out of the backlog).
+    """
+    queues, sent, malformed, fingerprints = Queues(redis, name), 0, 0, set()
+    docs = store.iter_failures(limit=limit)
+    while True:
+        batch = _take(docs, SCAN)
+        if not batch:
+            break
+        seeds = []
+        for doc in batch:
+            try:
+                seeds.append(Seed.from_dict(doc["seed"]).replace(age=0))
+            except (ValueError, TypeError, KeyError):
+                malformed += 1
+        if seeds:
+            redis.cache.srem(keys.cache(name), *[s.cache_key for s in seeds])
+            sent += queues.push(seeds)
+            fingerprints.update(s.fingerprint for s in seeds)
+    return sent, malformed, drop_from_backlog(redis, name, fingerprints) if fingerprints else 0
+
+
+# -- backlog ----------------------------------------------------------------------
+def drop_from_backlog(redis, name, fingerprints):
+    """Remove from the backlog every seed with one of these fingerprints; returns how many."""
+    key, removed = keys.backlog(name), 0
+    scan = redis.backlog.zscan_iter(key, count=SCAN)
+    while True:
+        chunk = _take(scan, SCAN)
+        if not chunk:
+            return removed
+        doomed = [raw for raw, _ in chunk if _fingerprint(raw) in fingerprints]
+        if doomed:
+            removed += redis.backlog.zrem(key, *doomed)
+
+
+def _fingerprint(raw):
+    try:
+        return Seed.from_json(raw).fingerprint
+    except ValueError:
+        return None
+
+
+def _take(iterator, n):
+    out = []
+    for value in iterator:
+        out.append(value)
+        if len(out) >= n:
+            break
+    return out
