@@ -166,8 +166,25 @@ def worker_command():
     sys.exit(runner.run_worker(job))
 
 
+# -- gen ----------------------------------------------------------------------------
+@cli.command(short_help="Write ./NAME.py: a new spider from the template.")
+@click.option("-u", "--url", "start_url", default="http://example.com/", show_default=True,
+              metavar="URL", help="the start URL written into the spider")
+@click.argument("name")
+@handle_errors
+def gen(name, start_url):
+    """Write ./NAME.py, a commented spider to start from (and microspider.cfg if none).
+
+    An existing file is never overwritten.
+    """
+    from .gen import gen as generate
+
+    for path in generate(name, ".", start_url):
+        _say("wrote %s" % path)
+
+
 # -- push ---------------------------------------------------------------------------
-@cli.command()
+@cli.command(short_help="Add seeds to a spider's work queue.")
 @connection_options()
 @click.option("--file", "seed_file", type=click.File("r", encoding="utf-8"), default=None,
               help="seeds as JSON lines ('-' for stdin); `url` required")
@@ -176,7 +193,11 @@ def worker_command():
 @click.argument("urls", nargs=-1)
 @handle_errors
 def push(spider, urls, seed_file, force, **flags):
-    """Add seeds to SPIDER's work queue: URLs as arguments or --file seeds.jsonl."""
+    """Add seeds to SPIDER's work queue: URLs as arguments or --file seeds.jsonl.
+
+    Every seed is checked first: one bad line (reported with its number) and
+    nothing is pushed.
+    """
     from . import ops
 
     env = Env(spider, flags, allow_name=True)
@@ -189,36 +210,258 @@ def push(spider, urls, seed_file, force, **flags):
                                       if cached else ""))
 
 
-# -- stat ---------------------------------------------------------------------------
-@cli.command()
+# -- relay --------------------------------------------------------------------------
+@cli.command(short_help="Move the backlog to the work queue, once.")
 @connection_options()
-@click.option("--json", "as_json", is_flag=True, help="one JSON object (keys as in the README)")
-@click.argument("spider", required=False)
+@_option(BY_NAME["max_age"])
+@click.option("-r", "--clear", "reset", is_flag=True,
+              help="reset every seed's age to 0 and move them all, over-age ones included")
+@click.argument("spider")
 @handle_errors
-def stat(spider, as_json, **flags):
-    """Queue sizes, cache, failures, items, workers and pages/s of SPIDER (or of all)."""
+def relay(spider, reset, **flags):
+    """Move SPIDER's backlog to its work queue once, now.
+
+    Every seed whose age is <= --max-age moves, even one still waiting for its
+    retry delay; older seeds stay (parked).  -r moves all of them, age reset to 0.
+    """
     from . import ops
 
     env = Env(spider, flags, allow_name=True)
-    names = [env.name] if env.name else status.spiders(env.redis)
-    result = {name: ops.stat(env.redis, env.store(name), name) for name in names}
-    if as_json:
-        click.echo(json.dumps(result[env.name] if env.name else result, sort_keys=True))
-    else:
-        for name in names:
-            click.echo(ops.format_stat(name, result[name]))
+    moved, stayed = ops.relay_once(env.redis, env.name, env.settings.max_age,
+                                   env.settings.relay_delay, clear=reset)
+    _say("%s: %d seeds moved to the work queue, %d stayed in the backlog%s"
+         % (env.name, moved, stayed, " (age over --max-age %d; -r moves them)"
+            % env.settings.max_age if stayed and not reset else ""))
+
+
+# -- parse, retry -------------------------------------------------------------------
+def _num_option(what):
+    return click.option("-n", "--num", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="%s at most N stored failures, oldest first [default: all]" % what)
+
+
+@cli.command("parse", short_help="Re-parse stored failed responses with the current code.")
+@connection_options()
+@_num_option("re-parse")
+@_option(BY_NAME["no_cache"])
+@click.argument("spider")
+@handle_errors
+def parse_command(spider, num, **flags):
+    """Re-run SPIDER's current parse on its stored failed responses, without fetching.
+
+    A success stores the items, sends the new seeds, caches the seed (unless
+    --no-cache), removes the failure record and takes the seed out of the
+    backlog; a failure stays stored with its attempts counted.
+    """
+    from . import replay
+
+    env = Env(spider, flags)
+    summary = replay.reparse(env.spider(), env.redis, env.store(), limit=num,
+                             no_cache=env.settings.no_cache)
+    _say(summary.line(env.name))
+
+
+@cli.command(short_help="Send the seeds of stored failures back to the work queue.")
+@connection_options()
+@_num_option("retry")
+@click.argument("spider")
+@handle_errors
+def retry(spider, num, **flags):
+    """Send the seeds of SPIDER's stored failures back to its work queue, age 0.
+
+    They are fetched again even if cached; their backlog copies are removed.
+    The failure records stay until the seeds succeed.
+    """
+    from . import replay
+
+    env = Env(spider, flags, allow_name=True)
+    sent, malformed, unbacklogged = replay.retry(env.redis, env.store(), env.name, limit=num)
+    _say("%s: %d seeds sent to the work queue (%d taken out of the backlog)%s"
+         % (env.name, sent, unbacklogged,
+            ", %d failure records with a malformed seed left alone" % malformed if malformed else ""))
+
+
+# -- dump ---------------------------------------------------------------------------
+@cli.command(short_help="Print the seeds of the work queue and/or backlog.")
+@connection_options(short=False)
+@click.option("-o", "--work", is_flag=True, help="the work queue")
+@click.option("-b", "--backlog", is_flag=True, help="the backlog (in due order)")
+@click.option("-q", "--quarantine", is_flag=True, help="the quarantined (malformed) seeds, as found")
+@click.option("-f", "--field", "fields", multiple=True, metavar="PATH",
+              help="a field to print, repeatable; dotted paths reach into dicts (meta.city) "
+                   "[default: url]")
+@click.option("--json", "as_json", is_flag=True, help="whole seeds as JSON lines")
+@click.option("-n", "--num", type=click.IntRange(min=1), default=None, metavar="N",
+              help="stop after N seeds")
+@click.argument("spider")
+@handle_errors
+def dump(spider, work, backlog, quarantine, fields, as_json, num, **flags):
+    """Print the seeds of SPIDER's work queue and/or backlog, one per line.
+
+    Without -o/-b/-q: work, then backlog.  Fields are separated by spaces;
+    "-" stands for a missing one.  Here -o/-b select queues, so the db options
+    are long only (--work-queue, --backlog-queue, --cache-db).
+    """
+    from . import ops
+
+    env = Env(spider, flags, allow_name=True)
+    chosen = [q for q, on in zip(ops.QUEUES, (work, backlog, quarantine)) if on] or ["work", "backlog"]
+    if as_json and fields:
+        raise ConfigError("--json prints whole seeds; leave out -f")
+    try:
+        ops.dump(env.redis, env.name, chosen, fields, as_json, out=sys.stdout, limit=num)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `dump ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+# -- clear --------------------------------------------------------------------------
+@cli.command(short_help="Remove a spider's cache, queues, failures or items.")
+@connection_options(short=False)
+@click.option("-c", "--cache", is_flag=True, help="the cache of succeeded seeds")
+@click.option("-m", "--failures", is_flag=True, help="the failure store")
+@click.option("-i", "--items", is_flag=True, help="the items")
+@click.option("-o", "--work", is_flag=True, help="the work queue")
+@click.option("-b", "--backlog", is_flag=True, help="the backlog")
+@click.option("-q", "--quarantine", is_flag=True, help="the quarantined seeds")
+@click.option("--all", "everything", is_flag=True,
+              help="all of the above, plus in-flight records, counters and settings "
+                   "(refused while workers live)")
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@click.argument("spider")
+@handle_errors
+def clear(spider, cache, failures, items, work, backlog, quarantine, everything, yes, **flags):
+    """Remove parts of SPIDER's state: pick them with -c -m -i -o -b -q or --all.
+
+    Asks for confirmation, which needs a terminal; -y skips it.  Here -o/-b/-c
+    select what to remove, so the db options are long only (--work-queue,
+    --backlog-queue, --cache-db).
+    """
+    from . import ops
+
+    env = Env(spider, flags, allow_name=True)
+    parts = [p for p, on in zip(("cache", "failures", "items", "work", "backlog", "quarantine"),
+                                (cache, failures, items, work, backlog, quarantine)) if on]
+    if not parts and not everything:
+        raise ConfigError("say what to clear: -c cache, -m failures, -i items, -o work, "
+                          "-b backlog, -q quarantine, or --all")
+    what = "everything" if everything else ", ".join(parts)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("clear asks for confirmation: run it on a terminal, or add -y")
+        click.confirm("Remove %s of %s (Redis %s)?" % (what, env.name, mask(env.redis.url)),
+                      abort=True)
+    removed = ops.clear(env.redis, env.store(), env.name, parts, everything)
+    _say("%s: removed %s" % (env.name, ", ".join("%s %d" % kv for kv in removed.items())))
+
+
+# -- migrate ------------------------------------------------------------------------
+@cli.command(short_help="Write a spider's whole state to a file, or load one.")
+@connection_options()
+@click.option("-m", "--mode", type=click.Choice(["output", "input"]), required=True,
+              help="output: write SPIDER's state to FILE; input: load FILE here")
+@click.option("-f", "--file", "path", required=True, metavar="FILE",
+              help="the migrate file (gzip'd JSON lines)")
+@click.argument("spider", required=False)
+@handle_errors
+def migrate(mode, path, spider, **flags):
+    """Move a spider's cache, queues, failures and items to another environment.
+
+    -m output -f FILE SPIDER writes them to a new FILE; -m input -f FILE loads
+    FILE into the Redis and store given by --redis/--mongo-uri (adding to what
+    is there).  A truncated or foreign file is refused before anything is written.
+    """
+    from . import migrate as migration
+
+    if mode == "output":
+        if not spider:
+            raise ConfigError("migrate -m output needs the SPIDER whose state to write")
+        env = Env(spider, flags, allow_name=True)
+        counts = migration.write(env.redis, env.store(), env.name, path)
+        _say("%s: wrote %s to %s" % (env.name, _counts(counts), path))
+        return
+    name, _ = migration.check(path)   # the whole file, before anything is written
+    if spider and _spider_name(spider) != name:
+        raise ConfigError("%s holds spider %s, not %s" % (path, name, _spider_name(spider)))
+    env = Env(None, flags)
+    loaded = migration.load(env.redis, env.store(name), path, name)
+    _say("%s: loaded %s from %s" % (name, _counts(loaded), path))
+
+
+def _counts(counts):
+    return ", ".join("%s %d" % kv for kv in counts.items())
+
+
+def _spider_name(ref):
+    """The name a spider reference stands for: a plain name, or the loaded class's name."""
+    if NAME_RE.match(ref) and not ref.endswith(".py") and not os.path.exists(ref):
+        try:
+            return load_spider(ref).name
+        except SpiderLoadError:
+            return ref
+    return load_spider(ref).name
+
+
+# -- stat ---------------------------------------------------------------------------
+@cli.command(short_help="Queue sizes, cache, failures, items, workers, pages/s.")
+@connection_options()
+@click.option("--json", "as_json", is_flag=True, help="one JSON object (keys as in the README)")
+@click.option("--watch", default=None, is_flag=False, flag_value="2", metavar="[SECONDS]",
+              help="refresh every SECONDS (default 2) until Ctrl-C")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="with --watch: stop after N refreshes")
+@click.argument("spider", required=False)
+@handle_errors
+def stat(spider, as_json, watch, count, **flags):
+    """Queue sizes, cache, failures, items, workers and pages/s of SPIDER (or of all)."""
+    from . import ops
+
+    spider, interval = _watch_interval(spider, watch)
+    env = Env(spider, flags, allow_name=True)
+
+    def render():
+        names = [env.name] if env.name else status.spiders(env.redis)
+        result = {name: ops.stat(env.redis, env.store(name), name) for name in names}
+        if as_json:
+            return json.dumps(result[env.name] if env.name else result, sort_keys=True)
+        return "\n".join(ops.format_stat(name, result[name]) for name in names) or "no spiders yet"
+
+    if interval is None:
+        click.echo(render())
+    else:  # --json: a JSON line per refresh, for a log or a pipe
+        ops.watch(render, interval, sys.stdout, sys.stdout.isatty() and not as_json, count=count,
+                  plain=as_json)
+
+
+def _watch_interval(spider, watch):
+    """(spider, seconds or None): `stat --watch NAME` gives NAME to --watch; take it back."""
+    if watch is None:
+        return spider, None
+    try:
+        interval = float(watch)
+    except ValueError:
+        if spider is not None:
+            raise ConfigError("--watch takes a number of seconds, not %r" % watch) from None
+        return watch, 2.0
+    if not 0 < interval < 86400:
+        raise ConfigError("--watch takes a number of seconds > 0")
+    return spider, interval
 
 
 # -- export -------------------------------------------------------------------------
-@cli.command()
-@connection_options()
+@cli.command(short_help="Write a spider's items as JSON lines or CSV.")
+@connection_options(short=False)
 @click.option("-o", "--output", default="-", metavar="FILE", help="file to write ('-': stdout)")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="[default: from the file's extension, else jsonl]")
 @click.argument("spider")
 @handle_errors
 def export(spider, output, fmt, **flags):
-    """Write SPIDER's items as JSON lines or CSV."""
+    """Write SPIDER's items as JSON lines or CSV.
+
+    Here -o names the output file, so the db options are long only
+    (--work-queue, --backlog-queue, --cache-db).
+    """
     from . import ops
 
     env = Env(spider, flags, allow_name=True)
