@@ -351,7 +351,8 @@ def clear(spider, cache, failures, items, work, backlog, quarantine, everything,
             raise ConfigError("clear asks for confirmation: run it on a terminal, or add -y")
         click.confirm("Remove %s of %s (Redis %s)?" % (what, env.name, mask(env.redis.url)),
                       abort=True)
-    removed = ops.clear(env.redis, env.store(), env.name, parts, everything)
+    needs_store = everything or {"failures", "items"} & set(parts)
+    removed = ops.clear(env.redis, env.store() if needs_store else None, env.name, parts, everything)
     _say("%s: removed %s" % (env.name, ", ".join("%s %d" % kv for kv in removed.items())))
 
 
@@ -418,10 +419,14 @@ def stat(spider, as_json, watch, count, **flags):
 
     spider, interval = _watch_interval(spider, watch)
     env = Env(spider, flags, allow_name=True)
+    stores = {}  # opened once per spider, however long the watch
 
     def render():
         names = [env.name] if env.name else status.spiders(env.redis)
-        result = {name: ops.stat(env.redis, env.store(name), name) for name in names}
+        for name in names:
+            if name not in stores:
+                stores[name] = env.store(name)
+        result = {name: ops.stat(env.redis, stores[name], name) for name in names}
         if as_json:
             return json.dumps(result[env.name] if env.name else result, sort_keys=True)
         return "\n".join(ops.format_stat(name, result[name]) for name in names) or "no spiders yet"

@@ -126,7 +126,8 @@ def relay_once(redis, name, max_age, relay_delay=1.0, clear=False):
     if clear:
         moved = relay.move_all(reset_age=True)
     else:
-        relay.unpark(max_age)
+        while relay.unpark(max_age):
+            pass  # one unpark pass can skip parked seeds past its first batch: repeat until none left
         park_over_age(redis, name, max_age)
         moved = relay.move_due(now="(inf")  # an exclusive bound: every finite score, no parked one
     return moved, redis.backlog.zcard(keys.backlog(name))
@@ -235,7 +236,8 @@ def clear(redis, store, name, parts, everything=False):
     """Remove the named parts of a spider's state; returns {part: how many removed}.
 
     `everything` also removes in-flight records, heartbeats, counters, settings
-    and upstream links, and forgets the spider; it is refused while workers live.
+    and upstream links (both ways), and forgets the spider; it is refused while
+    workers live.
     """
     if everything:
         live = Queues(redis, name).live_workers()
@@ -275,7 +277,11 @@ def _clear_engine_keys(redis, name):
     n = 0
     for chunk in _chunked(iter(fixed + found), CHUNK):
         n += redis.work.unlink(*chunk)
-    redis.work.srem(keys.SPIDERS, name)
+    pipe = redis.work.pipeline(transaction=False)
+    for other in status.spiders(redis):  # a forgotten upstream would keep its downstreams waiting
+        pipe.srem(keys.upstream(other), name)
+    pipe.srem(keys.SPIDERS, name)
+    pipe.execute()
     return n
 
 

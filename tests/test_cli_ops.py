@@ -163,6 +163,13 @@ def test_relay_moves_every_seed_within_max_age_now_and_parks_the_rest(ms, r):
     assert [Seed.from_json(x).age for x in r.lrange(keys.work(NAME), 2, -1)] == [0, 0]
 
 
+def test_relay_moves_thousands_of_parked_seeds_once_max_age_allows(ms, r):
+    register(r)
+    r.zadd(keys.backlog(NAME), {aged("http://a.com/%d" % n, 6): math.inf for n in range(5000)})
+    code, _, err = ms("relay", "--max-age", "6", NAME)
+    assert code == 0 and "5000 seeds moved" in err and r.llen(keys.work(NAME)) == 5000
+
+
 # -- parse ------------------------------------------------------------------------
 SPIDER = '''
 from microspider import Seed, Spider
@@ -279,6 +286,7 @@ def test_dump_and_clear_take_long_db_options(ms, env, redis_url, r):
     assert code == 0 and out == "http://a.com/db3\n"
     code, _, _ = ms("clear", "-y", "-o", "--work-queue", "3", NAME)
     assert code == 0 and other.llen(keys.work(NAME)) == 0
+    assert not (env["path"] / "store.sqlite3").exists()   # clearing a queue leaves the store alone
     other.close()
 
 
@@ -352,6 +360,8 @@ def test_clear_all_refuses_live_workers_then_forgets_the_spider(ms, env, redis_u
     from microspider.connection import Redis
 
     fill(r, env)
+    register(r, "downstream")
+    r.sadd(keys.upstream("downstream"), NAME, "city")
     queues = Queues(Redis(redis_url), NAME)
     queues.register_worker("w1")
     queues.take("w1", 1)
@@ -361,6 +371,7 @@ def test_clear_all_refuses_live_workers_then_forgets_the_spider(ms, env, redis_u
     code, _, err = ms("clear", "-y", "--all", NAME)
     assert code == 0 and "other keys" in err
     assert [k for k in r.keys("*") if NAME.encode() in k] == []
+    assert r.smembers(keys.upstream("downstream")) == {b"city"}
 
 
 # -- export -----------------------------------------------------------------------
