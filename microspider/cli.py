@@ -30,22 +30,25 @@ class Env:
         self.ref = spider_ref
         self.flags = {k: v for k, v in flags.items() if k in BY_NAME or k == "config"}
         self.spider_cls = None
-        self._redis = self._store = None
-        if spider_ref is None:
-            self.name = None
-        else:
+        self.redis_url = None
+        self._redis = None
+        self.name = None
+        if spider_ref is not None and allow_name and _bare_name(spider_ref):
+            # a spider that has run is known by name; no need to import anything
+            self.settings = config.resolve(self.flags, None)
+            if self.redis.work.sismember(keys.SPIDERS, spider_ref):
+                self.name = spider_ref
+                return
+        if spider_ref is not None:
             try:
                 self.spider_cls = load_spider(spider_ref)
-                self.name = self.spider_cls.name
-            except SpiderLoadError:
-                if not (allow_name and NAME_RE.match(spider_ref) and not spider_ref.endswith(".py")):
-                    raise
-                self.name = spider_ref
+            except SpiderLoadError as exc:
+                if allow_name and _bare_name(spider_ref):
+                    raise SpiderLoadError("%s (and no spider named %s has run here)"
+                                          % (exc, spider_ref)) from None
+                raise
+            self.name = self.spider_cls.name
         self.settings = config.resolve(self.flags, self.spider_cls)
-        if self.spider_cls is None and self.name:
-            if not self.redis.work.sismember(keys.SPIDERS, self.name):
-                load_spider(spider_ref)  # raises the loader's own error message
-        self.redis_url = None
 
     @property
     def redis(self):
@@ -67,6 +70,10 @@ class Env:
         if self.spider_cls is None:
             raise ConfigError("this command needs the spider's code (a file or module), not only its name")
         return self.spider_cls()
+
+
+def _bare_name(ref):
+    return bool(NAME_RE.match(ref)) and not ref.endswith(".py") and not os.path.isfile(ref)
 
 
 def _say(line):

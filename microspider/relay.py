@@ -67,8 +67,13 @@ class Relay:
         max_age = self.max_age if max_age is None else max_age
         now = time.time() if now is None else now
         changed = 0
+        start = 0  # members that stay parked are skipped; unparked ones leave the range
         with _Lock(self.redis.backlog, keys.relaylock(self.name)):
-            for raws in self._scan("+inf", "+inf"):
+            while True:
+                raws = self.redis.backlog.zrangebyscore(self.backlog_key, "+inf", "+inf",
+                                                        start=start, num=BATCH)
+                if not raws:
+                    return changed
                 updates = {}
                 for raw in raws:
                     age = _age(raw)
@@ -77,7 +82,7 @@ class Relay:
                 if updates:
                     self.redis.backlog.zadd(self.backlog_key, updates)
                     changed += len(updates)
-        return changed
+                start += len(raws) - len(updates)
 
     def move_all(self, reset_age=False):
         """Move every backlog seed, over-age ones included; optionally reset age to 0."""
@@ -91,15 +96,6 @@ class Relay:
                 self.redis.work.rpush(self.work_key, *out)
                 self.redis.backlog.zrem(self.backlog_key, *raws)
                 moved += len(raws)
-
-    def _scan(self, low, high):
-        start = 0
-        while True:
-            raws = self.redis.backlog.zrangebyscore(self.backlog_key, low, high, start=start, num=BATCH)
-            if not raws:
-                return
-            yield raws
-            start += len(raws)
 
     def counts(self, now=None):
         """(due, waiting, over_age) members of the backlog."""

@@ -92,6 +92,12 @@ class MongoStore(Store):
         self.failures = database[spider + "_failures"]
         self.items = database[spider + "_items"]
         self._errors = _store_errors()
+        self._indexed = False
+
+    def _index(self):
+        if not self._indexed:  # iter_failures sorts by it; without an index a large sort fails
+            self._guard(self.failures.create_index, "last_failed")
+            self._indexed = True
 
     def _guard(self, call, *args):
         try:
@@ -116,6 +122,7 @@ class MongoStore(Store):
             self._guard(self.failures.delete_many, {"_id": {"$in": list(fingerprints)}})
 
     def iter_failures(self, limit=None):
+        self._index()
         cursor = self.failures.find().sort("last_failed", 1)
         if limit:
             cursor = cursor.limit(limit)
@@ -188,6 +195,7 @@ class SQLiteStore(Store):
         spider TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL,
         PRIMARY KEY (spider, id));
     CREATE INDEX IF NOT EXISTS items_seq ON items (spider, seq);
+    CREATE INDEX IF NOT EXISTS failures_last ON failures (spider, last_failed, id);
     """
 
     def __init__(self, path, spider):
@@ -239,15 +247,24 @@ class SQLiteStore(Store):
                           [(self.spider, fp) for fp in fingerprints])])
 
     def iter_failures(self, limit=None):
-        sql = ("SELECT id, attempts, first_failed, last_failed, body, doc FROM failures"
-               " WHERE spider=? ORDER BY last_failed")
-        if limit:
-            sql += " LIMIT %d" % int(limit)
-        for fid, attempts, first, last, body, doc in self._read(sql, (self.spider,)):
-            out = json.loads(doc)
-            out.update(_id=fid, attempts=attempts, first_failed=first, last_failed=last,
-                       body=None if body is None else bytes(body))
-            yield out
+        """Oldest failure first, read in pages so large bodies stream."""
+        after, n = (-1e300, ""), 0
+        while True:
+            rows = self._read(
+                "SELECT id, attempts, first_failed, last_failed, body, doc FROM failures"
+                " WHERE spider=? AND (last_failed, id) > (?, ?) ORDER BY last_failed, id LIMIT 100",
+                (self.spider,) + after)
+            for fid, attempts, first, last, body, doc in rows:
+                out = json.loads(doc)
+                out.update(_id=fid, attempts=attempts, first_failed=first, last_failed=last,
+                           body=None if body is None else bytes(body))
+                yield out
+                n += 1
+                if limit and n >= limit:
+                    return
+            if len(rows) < 100:
+                return
+            after = (rows[-1][3], rows[-1][0])
 
     def count_failures(self):
         return self._read("SELECT COUNT(*) FROM failures WHERE spider=?", (self.spider,))[0][0]

@@ -150,3 +150,10 @@ def test_concurrent_relays_move_each_seed_exactly_once(redis_url, r):
     work = r.lrange(keys.work("s"), 0, -1)
     assert sum(moved) == n == len(work) == len(set(work))
     assert r.zcard(keys.backlog("s")) == 0
+
+
+def test_unpark_reaches_every_parked_seed_in_one_call(conn, r):
+    # mixed: half stay parked (over age), half come back; more than one batch of each
+    fill_backlog(r, [(9 if i % 2 else 3, math.inf) for i in range(5000)])
+    assert Relay(conn, "s", max_age=5).unpark(now=100.0) == 2500
+    assert Relay(conn, "s").counts(now=100.0) == (0, 2500, 2500)

@@ -69,3 +69,11 @@ def test_sqlite_store_is_shared_per_spider(tmp_path):
     a.save_items([{"_id": 1}])
     assert a.count_items() == 1 and b.count_items() == 0
     assert SQLiteStore(path, "a").count_items() == 1  # on disk
+
+
+def test_failures_stream_in_pages_oldest_first(store):
+    store.save_failures([doc("http://a.com/%d" % i) for i in range(150)], now=10.0)
+    store.save_failures([doc("http://a.com/new")], now=20.0)
+    urls = [d["url"] for d in store.iter_failures()]
+    assert len(urls) == 151 == len(set(urls)) and urls[-1] == "http://a.com/new"
+    assert len(list(store.iter_failures(limit=120))) == 120
