@@ -19,6 +19,7 @@ import time
 import uuid
 
 import gevent
+import redis as redislib
 
 from . import keys, status
 from .config import Settings
@@ -36,6 +37,7 @@ TICK = 0.5
 RECLAIM_EVERY = 5.0
 CRASH_LIMIT = 5          # restarts within CRASH_WINDOW before the run gives up
 CRASH_WINDOW = 60.0
+REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
 
 
 def new_worker_id():
@@ -137,6 +139,7 @@ class Run:
         self.tty = out.isatty()
         self.children = {}       # worker id -> Popen
         self.crashes = []
+        self._warned = -1e9
         self.stopping = False
         self.reason = None
 
@@ -166,39 +169,57 @@ class Run:
         worker_id = new_worker_id()
         env = dict(os.environ, **{JOB_ENV: worker_job(self.ref, self.settings, self.redis_url,
                                                       self.store_uri, worker_id)})
-        self.queues.heartbeat([worker_id])
         self.children[worker_id] = subprocess.Popen(
             [sys.executable, "-m", "microspider", "_worker"], env=env)
+        try:
+            self.queues.heartbeat([worker_id])
+        except REDIS_DOWN:
+            pass  # the next tick heartbeats again
         return worker_id
 
     def stop(self, reason="stopped"):
         if not self.stopping:
             self.stopping, self.reason = True, reason
 
-    def loop(self, now=time.time):
+    def loop(self):
         """Supervise until the crawl is finished or a signal arrives; returns the exit code."""
-        idle_since, last_reclaim, last_show = None, 0.0, 0.0
+        state = {"idle_since": None, "reclaimed": 0.0, "shown": 0.0}
+        delay = TICK
         while not self.stopping:
-            gevent.sleep(TICK)
-            self.queues.heartbeat(list(self.children), now())
-            if self._reap() == "gave up":
-                self.stop("workers keep crashing")
-                break
-            self.relay.move_due()
-            if time.monotonic() - last_reclaim > RECLAIM_EVERY:
-                last_reclaim = time.monotonic()
-                self._reclaim()
-            waiting = status.waiting_on(self.redis, self.name)
-            if waiting is None and not self.settings.forever:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= self.settings.idle:
-                    self.stop("finished")
-            else:
-                idle_since = None
-            if time.monotonic() - last_show >= (1.0 if self.tty else 10.0):
-                last_show = time.monotonic()
-                self._show(waiting)
+            gevent.sleep(delay)
+            try:
+                self._tick(state)
+                delay = TICK
+            except REDIS_DOWN as exc:
+                state["idle_since"] = None
+                delay = min(delay * 2, 5.0)
+                self._warn("Redis unreachable (%s); workers keep their seeds, retrying" % exc)
         return self._shutdown()
+
+    def _tick(self, state):
+        self.queues.heartbeat(list(self.children))
+        if self._reap() == "gave up":
+            self.stop("workers keep crashing")
+            return
+        self.relay.move_due()
+        if time.monotonic() - state["reclaimed"] > RECLAIM_EVERY:
+            state["reclaimed"] = time.monotonic()
+            self._reclaim()
+        waiting = status.waiting_on(self.redis, self.name)
+        if waiting is None and not self.settings.forever:
+            state["idle_since"] = state["idle_since"] or time.monotonic()
+            if time.monotonic() - state["idle_since"] >= self.settings.idle:
+                self.stop("finished")
+        else:
+            state["idle_since"] = None
+        if time.monotonic() - state["shown"] >= (1.0 if self.tty else 10.0):
+            state["shown"] = time.monotonic()
+            self._show(waiting)
+
+    def _warn(self, message, every=10.0):
+        if time.monotonic() - self._warned >= every:
+            self._warned = time.monotonic()
+            log.warning("%s: %s", self.name, message)
 
     def _reap(self):
         for worker_id, proc in list(self.children.items()):
@@ -206,17 +227,19 @@ class Run:
             if code is None:
                 continue
             del self.children[worker_id]
+            restart = not self.stopping
+            if restart:
+                self.crashes = [t for t in self.crashes if time.monotonic() - t < CRASH_WINDOW]
+                self.crashes.append(time.monotonic())
+                if len(self.crashes) > CRASH_LIMIT:
+                    return "gave up"
+                self._spawn()
+            # if Redis is down this raises; the seeds stay in flight and are reclaimed later
             moved = self.queues.requeue_inflight(worker_id)
             self.redis.work.zrem(keys.workers(self.name), worker_id)
-            if self.stopping:
-                continue
-            log.warning("%s: worker %s exited with %s; %d in-flight seeds requeued; restarting",
-                        self.name, worker_id, code, moved)
-            self.crashes = [t for t in self.crashes if time.monotonic() - t < CRASH_WINDOW]
-            self.crashes.append(time.monotonic())
-            if len(self.crashes) > CRASH_LIMIT:
-                return "gave up"
-            self._spawn()
+            if restart:
+                log.warning("%s: worker %s exited with %s; %d in-flight seeds requeued; restarted",
+                            self.name, worker_id, code, moved)
         return None
 
     def _reclaim(self):
@@ -234,19 +257,27 @@ class Run:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         while any(p.poll() is None for p in self.children.values()) and time.monotonic() < deadline:
-            self.queues.heartbeat([w for w, p in self.children.items() if p.poll() is None])
+            self._quietly(self.queues.heartbeat, [w for w, p in self.children.items() if p.poll() is None])
             gevent.sleep(0.05)
         for worker_id, proc in self.children.items():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            self.queues.requeue_inflight(worker_id)
-            self.redis.work.zrem(keys.workers(self.name), worker_id)
+            self._quietly(self.queues.requeue_inflight, worker_id)
+            self._quietly(self.redis.work.zrem, keys.workers(self.name), worker_id)
         self.children = {}
         if self.tty:
             self.out.write("\n")
-        self.summary()
+        self._quietly(self.summary)
         return 1 if self.reason == "workers keep crashing" else 0
+
+    def _quietly(self, call, *args):
+        """A Redis call at shutdown: if Redis is gone, seeds stay in flight and are reclaimed later."""
+        try:
+            return call(*args)
+        except REDIS_DOWN as exc:
+            self._warn("Redis unreachable at shutdown (%s); in-flight seeds are reclaimed later" % exc)
+            return None
 
     def _counters(self):
         stats = self.redis.work.hgetall(keys.stats(self.name))

@@ -28,6 +28,7 @@ from .store import failure_doc
 log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
 IDLE_MAX = 0.5
+SHUTDOWN_ATTEMPTS = 8     # Redis retries while stopping (about 15 s)
 
 
 class Worker:
@@ -65,9 +66,10 @@ class Worker:
         gevent.killall(workers, timeout=5)
         gevent.killall(helpers, timeout=1)
         flusher.kill()
-        self._flush()
+        # bounded: with Redis gone for good, what is not acknowledged stays in flight there
+        self._flush(attempts=SHUTDOWN_ATTEMPTS)
         self._retry_redis(lambda: self.queues.unregister_worker(self.id), "requeue in-flight seeds",
-                          attempts=20)
+                          attempts=SHUTDOWN_ATTEMPTS)
         self.fetcher.close()
 
     def stop(self):
@@ -160,12 +162,12 @@ class Worker:
             gevent.sleep(FLUSH_INTERVAL)
             self._flush()
 
-    def _flush(self):
+    def _flush(self, attempts=None):
         records, self.records = self.records, []
         if not records:
             return
         outcome = self._outcome(records)
-        self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge")
+        self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge", attempts)
         self.held -= len(records)
 
     def _outcome(self, records):

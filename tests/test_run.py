@@ -233,7 +233,7 @@ def test_kill_9_of_a_worker_loses_nothing(tmp_path, conn_args, r):
         site.release.set()
         site.stop()
     assert code == 0, err[-2000:]
-    assert "requeued; restarting" in err
+    assert "requeued; restarted" in err
     items = {i["_id"] for i in store(tmp_path, "slow").iter_items()}
     assert len(items) == 40 and r.scard(keys.cache("slow")) == 41
     assert r.llen(keys.work("slow")) == 0 and _in_flight(r, "slow") == 0
