@@ -344,15 +344,18 @@ def fail(line):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m examples.ctrip.demo",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--hotels", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2, help="processes per spider (-w)")
-    parser.add_argument("--fault-rate", type=float, default=0.15)
-    parser.add_argument("--dir", default=".demo", help="work folder [default: ./.demo]")
+    parser.add_argument("--hotels", type=int, default=3000, metavar="N", help="hotels on the site [3000]")
+    parser.add_argument("--seed", type=int, default=1, metavar="S",
+                        help="the site's seed: names, years, ids and faults follow from it [1]")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="worker processes per spider (run -w) [2]")
+    parser.add_argument("--fault-rate", type=float, default=0.15, metavar="P",
+                        help="chance of a fault on each of a page's first three requests [0.15]")
+    parser.add_argument("--dir", default=".demo", help="work folder [./.demo]")
     parser.add_argument("--keep", action="store_true",
                         help="do not wipe the work folder: continue the crawl found there")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="give up after this many seconds [default: 60 + hotels/20]")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="stop the runs after this long and report [60 + hotels/20]")
     args = parser.parse_args(argv)
     if args.hotels < 1 or args.workers < 1 or not 0 <= args.fault_rate <= 1:
         parser.error("--hotels and --workers must be >= 1, --fault-rate from 0 to 1")
