@@ -74,7 +74,7 @@ def waiting_on(redis, name, now=None, _seen=frozenset()):
         if up not in seen:
             reason = waiting_on(redis, up, now, seen)
             if reason:
-                return "upstream " + reason
+                return reason if reason.startswith("upstream ") else "upstream " + reason
     return None
 
 

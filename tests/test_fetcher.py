@@ -1,0 +1,148 @@
+"""The fetcher against real local HTTP servers: what parse receives, and what counts as failed."""
+import gzip
+import socket
+import threading
+
+import pytest
+import requests
+
+from microspider import Seed, Spider
+from microspider.config import resolve
+from microspider.errors import FetchError
+from microspider.fetcher import Fetcher
+from tests.servers import Site
+
+
+class S(Spider):
+    name = "s"
+    headers = {"X-Spider": "yes"}
+
+    def parse(self, response, seed):
+        return ()
+
+
+def fetcher(**flags):
+    settings = resolve(dict({"config": None}, **flags), S, environ={})
+    return Fetcher(S(), settings)
+
+
+def route(handler, path, attempt):
+    if path == "/redirect":
+        return 302, {"Location": "/final?x=1"}, ""
+    if path.startswith("/loop"):
+        return 302, {"Location": "/loop%d" % (attempt % 2)}, ""
+    if path == "/cookies":
+        return 200, {"Set-Cookie": "sid=abc; Path=/"}, "ok"
+    if path == "/echo":
+        body = "%s|%s|%s|%s|%s" % (handler.command, handler.headers.get("Cookie"),
+                                   handler.headers.get("X-Spider"), handler.headers.get("X-Seed"),
+                                   handler.body.decode())
+        return 200, {}, body
+    if path == "/gzip":
+        return 200, {"Content-Encoding": "gzip"}, gzip.compress("压缩".encode("utf-8"))
+    if path == "/gbk":
+        return 200, {"Content-Type": "text/html; charset=gbk"}, "<h1>北京</h1>".encode("gbk")
+    if path == "/big":
+        return 200, {}, b"x" * 5000
+    if path == "/flaky" and attempt <= 2:
+        return 503, {}, "busy"
+    if path == "/banned":
+        return 403, {}, "go away"
+    return 200, {}, "<h1>%s</h1>" % path
+
+
+@pytest.fixture(scope="module")
+def site():
+    s = Site(route).start()
+    yield s
+    s.stop()
+
+
+def test_response_is_a_requests_response_with_soup(site):
+    r = fetcher().fetch(Seed(site.url + "/page"))
+    assert isinstance(r, requests.Response) and r.status_code == 200
+    assert r.soup.h1.text == "/page" and r.url == site.url + "/page"
+    assert r.headers["content-type"].startswith("text/html") and r.encoding == "utf-8"
+    assert r.request.method == "GET"
+
+
+def test_redirects_followed_and_final_url_kept(site):
+    r = fetcher().fetch(Seed(site.url + "/redirect"))
+    assert r.url == site.url + "/final?x=1" and r.text == "<h1>/final?x=1</h1>"
+
+
+def test_redirect_loop_is_a_failed_fetch(site):
+    with pytest.raises(FetchError, match="redirect"):
+        fetcher(retry=0).fetch(Seed(site.url + "/loop"))
+
+
+def test_cookies_headers_query_and_post_body_are_sent(site):
+    seed = Seed(site.url + "/echo", method="POST", headers={"X-Seed": "1"}, cookies={"a": "b"},
+                data={"k": "v", "z": "1"})
+    r = fetcher().fetch(seed)
+    assert r.text == "POST|a=b|yes|1|k=v&z=1"
+    assert fetcher().fetch(Seed(site.url + "/cookies")).cookies.get("sid") == "abc"
+
+
+def test_gzip_and_declared_encodings(site):
+    assert fetcher().fetch(Seed(site.url + "/gzip")).content.decode("utf-8") == "压缩"
+    r = fetcher().fetch(Seed(site.url + "/gbk"))
+    assert r.encoding == "gbk" and r.soup.h1.text == "北京"
+
+
+def test_retryable_status_is_retried_then_fails(site):
+    f = fetcher(retry=2)
+    assert f.fetch(Seed(site.url + "/flaky")).status_code == 200 and f.retries == 2
+    with pytest.raises(FetchError, match="HTTP 403"):
+        fetcher(retry=1).fetch(Seed(site.url + "/banned"))   # default is_banned: 403
+
+
+def test_max_body(site):
+    assert len(fetcher(max_body=5000).fetch(Seed(site.url + "/big")).content) == 5000
+    with pytest.raises(FetchError, match="max-body"):
+        fetcher(max_body=4999, retry=0).fetch(Seed(site.url + "/big"))
+
+
+def raw_server(answer):
+    """A server that writes `answer` bytes to every connection and closes it."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(answer)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, "http://127.0.0.1:%d/" % srv.getsockname()[1]
+
+
+@pytest.mark.parametrize("answer, message", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "IncompleteRead|ProtocolError"),
+    (b"garbage\r\n\r\n", "Error"),
+    (b"", "Error"),
+])
+def test_truncated_and_broken_answers_are_failed_fetches(answer, message):
+    srv, url = raw_server(answer)
+    try:
+        with pytest.raises(FetchError, match=message):
+            fetcher(retry=0, timeout=2).fetch(Seed(url))
+    finally:
+        srv.close()
+
+
+def test_timeout_is_a_failed_fetch():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepts, never answers
+    try:
+        with pytest.raises(FetchError, match="timed out|Timeout"):
+            fetcher(retry=0, timeout=0.3).fetch(Seed("http://127.0.0.1:%d/" % srv.getsockname()[1]))
+    finally:
+        srv.close()
