@@ -482,6 +482,9 @@ def export(spider, output, fmt, **flags):
     _say("%s: %d items exported to %s" % (env.name, n, "stdout" if output == "-" else output))
 
 
+from . import proxy_cli  # noqa: E402,F401  (registers `microspider proxy`)
+
+
 def main(argv=None):
     """Run the CLI; returns the exit status (2 for bad input, with one line on stderr)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
