@@ -5,7 +5,6 @@ request, and prints the observed rate over the middle `--seconds` window (start-
 excluded) and its error against the target.  Exit 1 if the error is over 10%.
 """
 import argparse
-import os
 import sys
 import tempfile
 import threading

@@ -15,7 +15,7 @@ import click
 from . import config, keys, status
 from .config import BY_NAME, CONNECTION, OPTIONS
 from .connection import Redis, mask, resolve_redis, resolve_store
-from .errors import ConfigError, ConnectionFailed, MicrospiderError, SpiderLoadError
+from .errors import ConfigError, MicrospiderError, SpiderLoadError
 from .spider import NAME_RE, load_spider
 from .store import open_store
 

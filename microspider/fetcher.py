@@ -48,7 +48,7 @@ class Fetcher:
         self.sleep = sleep
         self.timeout = urllib3.Timeout(connect=settings.timeout, read=settings.timeout)
         self._pool_args = {"num_pools": 64, "maxsize": max(settings.pool, 10), "block": False,
-                           "retries": False, **_tls_args(getattr(spider, "verify", True))}
+                           "retries": False, **_tls_args(spider.verify)}
         self.direct = urllib3.PoolManager(**self._pool_args)
         self._via = {}  # proxy url -> ProxyManager
         self.headers = dict(DEFAULT_HEADERS, **(spider.headers or {}))

@@ -27,7 +27,6 @@ from .connection import Redis, mask
 from .errors import ConfigError
 from .queues import Queues
 from .relay import Relay
-from .seed import Seed
 from .spider import collect, load_spider
 from .store import open_store
 

@@ -39,6 +39,7 @@ class Spider:
     headers = {}           # default headers of every request
     user_agents = ()       # rotated per request when given
     handle_status = ()     # error statuses (>= 400) that parse wants to see
+    verify = True          # check https certificates (False: accept any)
 
     def start_seeds(self):
         """The seeds of a fresh crawl; by default one GET per start URL."""

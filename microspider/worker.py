@@ -17,7 +17,6 @@ import gevent.event
 import gevent.queue
 import redis as redislib
 
-from . import keys
 from .errors import FetchError, HTTPStatusError, MalformedSeed, StoreError
 from .fetcher import NoProxy
 from .queues import Outcome, Queues, backlog_score

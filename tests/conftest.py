@@ -1,8 +1,12 @@
 """Shared fixtures: a private real redis-server per session, flushed per test."""
+import shutil
+import ssl
+import subprocess
+
 import pytest
 import redis
 
-from tests.servers import RedisServer
+from tests.servers import RedisServer, Site
 
 
 def pytest_configure(config):
@@ -32,3 +36,26 @@ def r(redis_url):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    assert shutil.which("openssl"), "the https tests need openssl to make a certificate"
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    both = folder / "both.pem"
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    return str(both)
+
+
+@pytest.fixture(scope="session")
+def tls_site(certificate):
+    site = Site(lambda handler, path, attempt: (200, {}, "secret page " + path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+    site.server.socket = context.wrap_socket(site.server.socket, server_side=True)
+    yield site.start()
+    site.stop()

@@ -146,3 +146,24 @@ def test_timeout_is_a_failed_fetch():
             fetcher(retry=0, timeout=0.3).fetch(Seed("http://127.0.0.1:%d/" % srv.getsockname()[1]))
     finally:
         srv.close()
+
+
+def test_https_target_through_an_http_proxy(tls_site):
+    from tests.proxyserver import ProxyServer
+
+    class Insecure(S):
+        verify = False  # the test site's certificate is self-signed
+
+    proxy = ProxyServer("ok").start()
+    try:
+        from microspider.proxies import ProxyPool
+
+        settings = resolve({"config": None, "retry": 0}, Insecure, environ={})
+        f = Fetcher(Insecure(), settings, proxies=ProxyPool.from_source(proxy.url))
+        target = "https://127.0.0.1:%d/hotel" % tls_site.server.server_address[1]
+        assert f.fetch(Seed(target)).text == "secret page /hotel"     # a CONNECT tunnel
+        assert proxy.hits == 1
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|SSLError"):
+            Fetcher(S(), settings, proxies=ProxyPool.from_source(proxy.url)).fetch(Seed(target))
+    finally:
+        proxy.stop()

@@ -5,9 +5,7 @@ site; Redis is the private redis-server of conftest.  Time is a fake clock.
 """
 import logging
 import os
-import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -426,30 +424,6 @@ def test_check_proxies_flags_an_error_status(site, start_proxy):
 
 
 # -- https -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("no openssl to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    both = folder / "both.pem"
-    both.write_bytes(cert.read_bytes() + key.read_bytes())
-    return str(both)
-
-
-@pytest.fixture(scope="module")
-def tls_site(certificate):
-    site = Site(lambda handler, path, attempt: (200, {}, "secret page " + path))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate)
-    site.server.socket = context.wrap_socket(site.server.socket, server_side=True)
-    yield site.start()
-    site.stop()
-
 
 # requests verifies an https proxy's certificate only for https targets; for http ones it warns
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

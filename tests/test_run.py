@@ -1,11 +1,9 @@
 """`microspider run` end to end: real processes, a real Redis, local faulty sites."""
-import json
 import os
 import signal
 import time
 
 import pytest
-import redis as redislib
 
 from microspider import Seed, keys
 from microspider.store import open_store
