@@ -40,9 +40,20 @@ def run_once(contender, ctx, server, round_no):
     client = ctx.redis() if contender.uses_redis else None
     before = redis_info(client) if client else None
     log_path = os.path.join(ctx.workdir, "%s-%d.log" % (contender.name, round_no))
+    cpu0, t0 = children_cpu(), time.monotonic()
+    proc, stdout, watch = _execute(contender, ctx, round_no, log_path)
+    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    redis = redis_delta(before, redis_info(client)) if client else None
+    if client:
+        client.close()
+    hits = _verify(contender, ctx, server, round_no, proc, stdout, log_path)
+    return _figures(contender, ctx.pages, proc, watch, hits, wall, cpu, redis)
+
+
+def _execute(contender, ctx, round_no, log_path):
+    """Start the contender's process and wait for it, watching its tree; (proc, stdout, watch)."""
     env = dict(os.environ, PYTHONPATH=REPO + (os.pathsep + os.environ["PYTHONPATH"]
                                               if os.environ.get("PYTHONPATH") else ""))
-    cpu0, t0 = children_cpu(), time.monotonic()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(contender.command(ctx, round_no), cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=log, text=True)
@@ -54,10 +65,11 @@ def run_once(contender, ctx, server, round_no):
                 proc.communicate()
                 raise BenchmarkFailed("%s did not finish in %d s (log: %s)"
                                       % (contender.name, TIMEOUT, log_path))
-    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
-    redis = redis_delta(before, redis_info(client)) if client else None
-    if client:
-        client.close()
+    return proc, stdout, watch
+
+
+def _verify(contender, ctx, server, round_no, proc, stdout, log_path):
+    """The server's hits, after checking the exit status, the contender's count, exactly-once."""
     if proc.returncode != 0:
         raise BenchmarkFailed("%s exited with %s:\n%s" % (contender.name, proc.returncode,
                                                          _tail(log_path)))
@@ -67,20 +79,24 @@ def run_once(contender, ctx, server, round_no):
     if problems:
         raise BenchmarkFailed("%s, round %d:\n  %s\n%s" % (contender.name, round_no,
                                                             "\n  ".join(problems), _tail(log_path)))
+    return hits
+
+
+def _figures(contender, pages, proc, watch, hits, wall, cpu, redis):
     span = hits["last"] - hits["first"]
     span_cpu = watch.cpu_between(hits["first"], hits["last"])
     workers = watch.matching(contender.worker_word) if contender.worker_word else [
         watch.procs.get(proc.pid, {"hwm_kb": 0, "cpu_s": cpu, "cmd": ""})]
     return {
-        "pages_per_s": ctx.pages / span if span > 0 else float("inf"),
+        "pages_per_s": pages / span if span > 0 else float("inf"),
         "span_s": span,
         "wall_s": wall,
-        "cpu_ms_per_page": 1000.0 * cpu / ctx.pages,
-        "span_cpu_ms_per_page": 1000.0 * span_cpu / ctx.pages,
+        "cpu_ms_per_page": 1000.0 * cpu / pages,
+        "span_cpu_ms_per_page": 1000.0 * span_cpu / pages,
         "cores": span_cpu / span if span > 0 else None,
-        "redis_cpu_ms_per_page": 1000.0 * redis["cpu_s"] / ctx.pages if redis else None,
-        "redis_round_trips_per_seed": redis["reads"] / ctx.pages if redis else None,
-        "redis_commands_per_seed": redis["commands"] / ctx.pages if redis else None,
+        "redis_cpu_ms_per_page": 1000.0 * redis["cpu_s"] / pages if redis else None,
+        "redis_round_trips_per_seed": redis["reads"] / pages if redis else None,
+        "redis_commands_per_seed": redis["commands"] / pages if redis else None,
         "worker_rss_mb": max(w["hwm_kb"] for w in workers) / 1024.0 if workers else None,
         "processes": [{"cmd": r["cmd"][:120], "cpu_s": round(r["cpu_s"], 3),
                        "hwm_mb": round(r["hwm_kb"] / 1024.0, 1)} for r in watch.procs.values()],
