@@ -23,7 +23,7 @@ setup(
     extras_require={
         # mongomock 4.3 predates the `sort` argument pymongo 4.11 passes to bulk
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
-        "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11"],
+        "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7"],
         "socks": ["requests[socks]"],
     },
     entry_points={"console_scripts": ["microspider=microspider.__main__:main"]},
