@@ -1,0 +1,302 @@
+"""Trial kinds 1-4, each a crawl of the Ctrip-like site around one fault.
+
+1. kill9   - SIGKILL a random worker process at a random moment; supervision restarts it.
+2. signals - SIGTERM / SIGINT to `run` (or to its whole group, like Ctrl-C) while much is in
+             flight; `run` must exit 0 within 10 s; the crawl then resumes to its end.
+3. redis   - restart the private Redis mid-crawl (graceful, or SIGKILL with fsync always),
+             and kill the embedded Redis (the next command starts it again).
+4. store   - the SQLite store locked past its busy timeout, or made read-only; and an
+             unreachable MongoDB refused at start.
+"""
+import os
+import signal
+import sqlite3
+import stat
+import time
+
+from microspider import embedded, keys
+from tests.chaos.harness import ChaosRedis, Processes, worker_id_of
+from tests.chaos.trial import CtripTrial, run_trial
+from tests.crawl import children, cli_env
+from tests.servers import free_port, wait_until
+
+SIGNAL_LIMIT = 10.0
+
+
+def _random_moment(suite, crawl, rng, share=0.6):
+    """Wait for a random moment of the crawl: when a random share of its pages (up to `share`) is done."""
+    target = rng.randint(1, max(1, int(share * suite.pages())))
+    wait_until(lambda: (crawl.ok_total() or 0) >= target or not crawl.alive(), timeout=120,
+               interval=0.02, message="%d pages done" % target)
+
+
+# -- 1. kill -9 -----------------------------------------------------------------------------------
+def kill9(suite, trials):
+    return [run_trial(suite, "kill9", "kill -9 #%d" % (i + 1), lambda r: _kill9(suite, r))
+            for i in range(trials)]
+
+
+def _kill9(suite, result):
+    rng = suite.rng
+    with CtripTrial(suite, "kill9", result) as t:
+        t.start()
+        _random_moment(suite, t.crawl, rng, share=0.9)
+        workers = t.crawl.workers()
+        if not workers:
+            result.notes.append("every run had ended: nothing to kill")
+        else:
+            pid = rng.choice(sorted(workers))
+            name, wid = workers[pid], worker_id_of(pid)
+            run = t.crawl.runs[name]
+            held = t.crawl.redis.llen(keys.inflight(name, wid)) if wid else 0
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            wait_until(lambda: run.poll() is not None or (
+                not t.crawl.redis.exists(keys.inflight(name, wid))
+                and len(children(run.pid)) >= t.WORKERS[name] and pid not in children(run.pid)),
+                timeout=30, message="the killed worker replaced")
+            result.recovered(time.monotonic() - killed)
+            result.name += " (%s, %d in flight)" % (name, held)
+        t.finish()
+        if workers and "in-flight seeds requeued" not in t.crawl.logs():
+            result.problems.append("the supervisor did not report the restart")
+        t.check()
+
+
+# -- 2. SIGTERM / SIGINT ------------------------------------------------------------------------------
+SIGNAL_VARIANTS = (("SIGTERM", "run"), ("SIGINT", "group"), ("SIGINT", "run"), ("SIGTERM", "group"))
+
+
+def signals(suite, trials):
+    out = []
+    for i in range(trials):
+        sig, target = SIGNAL_VARIANTS[i % len(SIGNAL_VARIANTS)]
+        out.append(run_trial(suite, "signals", "%s to the %s" % (sig, target),
+                             lambda r: _signal(suite, r, getattr(signal, sig), target)))
+    return out
+
+
+def _signal(suite, result, sig, target):
+    with CtripTrial(suite, "signals", result, slow=1.5) as t:
+        t.start()
+        name = "chaos_info"
+        wait_until(lambda: _held(t.crawl, name) >= 40, timeout=60, interval=0.05,
+                   message="heavy in-flight work")
+        run = t.crawl.runs[name]
+        held = _held(t.crawl, name)
+        (os.killpg if target == "group" else os.kill)(run.pid, sig)
+        sent = time.monotonic()
+        try:
+            code = run.wait(SIGNAL_LIMIT + 5)
+        except Exception:
+            code = None
+        took = time.monotonic() - sent
+        result.recovered(took)
+        result.name += " (%d in flight)" % held
+        if code != 0 or took > SIGNAL_LIMIT:
+            result.problems.append("run %s: exit %s after %.1fs (want 0 within %.0fs)"
+                                   % (name, code, took, SIGNAL_LIMIT))
+        t.crawl.collect_exits()
+        t.crawl.exits = [e for e in t.crawl.exits if e[0] != name]
+        left = _held(t.crawl, name)
+        if left:
+            result.problems.append("%d seeds of %s still in flight after it stopped" % (left, name))
+        t.crawl.start_run(name, workers=t.WORKERS[name])  # the operator starts it again
+        t.finish()
+        t.check()
+
+
+def _held(crawl, name):
+    redis = crawl.redis
+    return sum(redis.llen(k) for k in redis.scan_iter(match=keys.inflight(name, "*")))
+
+
+# -- 3. Redis restarts ----------------------------------------------------------------------------------
+def redis_restarts(suite, trials):
+    variants = [("graceful restart", "everysec", False), ("SIGKILL, fsync always", "always", True),
+                ("embedded, SIGKILL", None, True), ("embedded, SIGTERM", None, False)]
+    out = []
+    for i in range(trials):
+        label, fsync, hard = variants[i % len(variants)]
+        body = (lambda r: _embedded(suite, r, hard)) if fsync is None else (
+            lambda r: _private_redis(suite, r, fsync, hard))
+        out.append(run_trial(suite, "redis", label, body))
+    return out
+
+
+def _private_redis(suite, result, fsync, hard, down=2.0):
+    with CtripTrial(suite, "redis", result, fsync=fsync) as t:
+        t.start()
+        _random_moment(suite, t.crawl, suite.rng)
+        (t.server.kill if hard else t.server.stop)()
+        time.sleep(down)
+        t.server.start()
+        back = time.monotonic()
+        t.crawl.close()
+        result.recovered(t.crawl.wait_progress(timeout=60) if t.crawl.alive() else time.monotonic() - back)
+        t.finish()
+        _redis_logs(t, result)
+        t.check()
+
+
+def _redis_logs(t, result):
+    logs = t.crawl.logs()
+    if "Redis unreachable" not in logs:
+        result.problems.append("no worker logged that Redis was unreachable")
+    if "exited with" in logs:
+        result.problems.append("a worker crashed: %s" % _line(logs, "exited with"))
+
+
+def _line(text, needle):
+    return next((l.strip() for l in text.splitlines() if needle in l), "")[:200]
+
+
+def _embedded(suite, result, hard, down=3.0):
+    """The runs use the embedded Redis of their folder; kill it, then let the next command start it."""
+    if embedded.answers("redis://127.0.0.1:6379"):
+        result.notes.append("skipped: a Redis answers at 127.0.0.1:6379, so `run` would not use the embedded one")
+        return
+    with CtripTrial(suite, "redis", result) as t:
+        t.crawl.redis_flag = False    # no --redis: the embedded default of the trial folder
+        t.start()
+        url = wait_until(lambda: _embedded_url(t.folder), timeout=30, message="the embedded Redis")
+        t.crawl.redis_url = url
+        try:
+            _random_moment(suite, t.crawl, suite.rng)
+            pid = embedded.pid(base=t.folder)
+            os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+            wait_until(lambda: not os.path.exists("/proc/%d" % pid), timeout=10, message="Redis gone")
+            time.sleep(down)
+            alive = sorted(t.crawl.alive())
+            result.notes.append("%.0fs after the embedded Redis died, runs alive: %s; the engine did not "
+                                "restart it: %s" % (down, ", ".join(alive) or "none",
+                                                    not embedded.answers(url)))
+            code, out = t.procs.run(["stat", "chaos_info"], t.crawl.env, "stat", timeout=60)
+            back = time.monotonic()
+            if code != 0:
+                result.problems.append("the next command (stat) failed: %s" % out.strip()[-200:])
+            t.crawl.close()
+            if t.crawl.alive():
+                result.recovered(t.crawl.wait_progress(timeout=60))
+            else:
+                result.recovered(time.monotonic() - back)
+            t.finish()
+            _redis_logs(t, result)
+            t.check()
+        finally:
+            t.crawl.close()
+            embedded.stop(base=t.folder)
+
+
+def _embedded_url(folder):
+    url = embedded._running_url(embedded.home(folder))
+    return url
+
+
+# -- 4. the store -------------------------------------------------------------------------------------
+def store_faults(suite, trials, lock_seconds=33.0):
+    variants = [("locked past the busy timeout", lambda r: _store_locked(suite, r, lock_seconds)),
+                ("store unopenable, a worker restarts", lambda r: _store_unopenable(suite, r)),
+                ("MongoDB unreachable at start", lambda r: _mongo_refused(suite, r))]
+    return [run_trial(suite, "store", variants[i % len(variants)][0], variants[i % len(variants)][1])
+            for i in range(trials)]
+
+
+def _store_locked(suite, result, hold):
+    with CtripTrial(suite, "store", result) as t:
+        t.start()
+        _random_moment(suite, t.crawl, suite.rng, share=0.5)
+        lock = sqlite3.connect(t.store_path, timeout=5, isolation_level=None)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            time.sleep(hold)
+            lock.execute("ROLLBACK")
+        finally:
+            lock.close()
+        result.recovered(t.crawl.wait_progress(timeout=90) if t.crawl.alive() else 0.0)
+        t.finish()
+        _store_logs(t, result, expect_errors=hold > 30)
+        t.check()
+
+
+def _store_logs(t, result, expect_errors=True):
+    errors = sum(int(t.crawl.redis.hget(keys.stats(n), "store_errors") or 0) for n, _ in t.crawl.spiders)
+    logged = "stay safe in the backlog" in t.crawl.logs()
+    result.notes.append("store_errors %d, logged %s" % (errors, logged))
+    if expect_errors and not (errors and logged):
+        result.problems.append("the store failure was not counted and logged (store_errors %d, logged %s)"
+                               % (errors, logged))
+
+
+def _store_unopenable(suite, result, hold=6.0):
+    """The store cannot be opened for a while (read-only, or - for root, whom chmod does not stop -
+    not a database any more), and a worker restarts meanwhile: it must not take the run down."""
+    with CtripTrial(suite, "store", result) as t:
+        t.start()
+        _random_moment(suite, t.crawl, suite.rng, share=0.2)
+        files = [t.store_path + s for s in ("", "-wal", "-shm")]
+        root = os.geteuid() == 0
+        try:
+            if root:   # live connections keep their files open; a new one finds garbage
+                for path in files:
+                    _rename(path, path + ".aside")
+                with open(t.store_path, "wb") as f:
+                    f.write(b"this is not an SQLite database\n" * 64)
+            else:
+                for path in files:
+                    _chmod(path, stat.S_IRUSR)
+            victims = t.crawl.workers("chaos_info")
+            if victims:
+                os.kill(sorted(victims)[0], signal.SIGKILL)   # its replacement opens the store now
+            time.sleep(hold)
+        finally:
+            if root:
+                for path in files:
+                    _rename(path + ".aside", path)
+            else:
+                for path in files:
+                    _chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        logs = t.crawl.logs()
+        result.notes.append("%s: %s" % ("not a database" if root else "read-only",
+                                        _line(logs, "stay safe") or _line(logs, "StoreError")
+                                        or _line(logs, "keep crashing") or "nothing logged"))
+        result.recovered(t.crawl.wait_progress(timeout=90) if t.crawl.alive() else 0.0)
+        t.finish()
+        t.check()
+
+
+def _rename(src, dst):
+    try:
+        os.replace(src, dst)
+    except FileNotFoundError:
+        pass
+
+
+def _chmod(path, mode):
+    try:
+        os.chmod(path, mode)
+    except FileNotFoundError:
+        pass  # the -wal and -shm files come and go with connections
+
+
+def _mongo_refused(suite, result):
+    folder = suite.folder("store")
+    procs = Processes(folder)
+    server = ChaosRedis(suite.redis_port, folder).start()
+    try:
+        uri = "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=500" % free_port()
+        started = time.monotonic()
+        code, out = procs.run(["run", "tests.chaos.spiders:ChaosCity", "--redis",
+                               "redis://127.0.0.1:%d" % suite.redis_port, "--mongo-uri", uri],
+                              cli_env(), "mongo", timeout=30)
+        result.recovered(time.monotonic() - started)
+        errors = [l for l in out.splitlines() if "microspider: error:" in l]
+        if code != 2 or len(errors) != 1 or "Traceback" in out:
+            result.problems.append("an unreachable MongoDB: exit %s, output %r (want exit 2, one line)"
+                                   % (code, out[-300:]))
+        touched = server.client().keys("*")
+        if touched:
+            result.problems.append("the refused run wrote to Redis: %s" % touched[:5])
+    finally:
+        procs.end_all()
+        server.kill()
