@@ -178,10 +178,23 @@ def _report(chosen, runs, pages, concurrency, rounds, server, rps, how):
                    "ceiling_client": how},
         "machine": {"cores": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
                     "environment_variables": len(os.environ), "python": sys.version.split()[0]},
+        "revision": _revision(),
         "exactly_once": "passed",
         "rows": rows,
         "targets": targets(rows, concurrency),
     }
+
+
+def _revision():
+    """The checkout's commit (with "+changes" when its files differ), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               text=True, capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 def targets(rows, concurrency):
@@ -229,8 +242,9 @@ def table(report):
     fmt = "  ".join("%%-%ds" % w if i == 0 else "%%%ds" % w for i, w in enumerate(widths))
     s = report["server"]
     text = [
-        "microspider benchmark: %d pages, concurrency %d, median of %d round(s)"
-        % (report["pages"], report["concurrency"], report["rounds"]),
+        "microspider benchmark (%s): %d pages, concurrency %d, median of %d round(s)"
+        % (report["revision"] or "not a git checkout", report["pages"], report["concurrency"],
+           report["rounds"]),
         "server: %s, ceiling %.0f pages/s (%s)" % (s["version"], s["ceiling_pages_per_s"],
                                                    s["ceiling_client"]),
         "", fmt % head, fmt % tuple("-" * w for w in widths)]
