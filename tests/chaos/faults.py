@@ -134,8 +134,7 @@ def _network_retries(site, plan, result):
     seen = collections.defaultdict(set)
     for page, (kind, attempts) in plan.items():
         if attempts is None and kind in FETCH_FAULTS:
-            n = site.requests[page]
-            seen[kind].add(n // 31 if kind == "redirect_loop" else n)  # 1 + 30 redirects an attempt
+            seen[kind].add(site.requests[page])
     short = {k: sorted(v) for k, v in seen.items() if v != {want}}
     result.notes.append("fetches per page that fails forever (want %d): %s" % (want, ", ".join(
         "%s %s" % (k, "/".join(map(str, sorted(v)))) for k, v in sorted(seen.items()))))

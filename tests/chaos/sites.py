@@ -83,7 +83,7 @@ class NetFaultSite:
     """``/index`` links ``/n/0`` .. ``/n/<pages-1>``; each page misbehaves as its plan says.
 
     ``served[page]`` counts the good answers given for a page, ``requests[page]``
-    every request for it (redirect hops included).
+    the requests for the page itself (fetch attempts; redirect hops not counted).
     """
 
     def __init__(self, plan, max_body, silence=2.0):
@@ -156,10 +156,10 @@ class NetFaultSite:
         page, hop = _page_of(path)
         if page is None or page not in self.plan:
             return _send(conn, 404, b"no such page")
-        with self._lock:
-            self.requests[page] += 1
-            attempt = self.requests[page]
         kind, attempts = self.plan[page]
+        with self._lock:   # a fetch attempt is a request for the page itself, not a redirect hop
+            self.requests[page] += hop is None
+            attempt = self.requests[page]
         if kind == "redirect_loop" and hop is not None:
             return _send(conn, 302, b"", {"Location": "/n/%d/%s" % (page, "b" if hop == "a" else "a")})
         if kind == "redirect_once" and hop is None:

@@ -23,6 +23,7 @@ BASIC = re.compile(r'<p class="basic-info">([^<]*)</p>')
 OPENED = re.compile(r"(\d{4})年开业")
 RENOVATED = re.compile(r"(\d{4})年装修")
 HOTEL_ID = re.compile(r"/hotel/(\d+)\.html")
+CRUMB = re.compile(r'<a class="crumb-city"[^>]*>([^<]*)酒店</a>')
 
 
 class Rejected(ValueError):
@@ -77,7 +78,9 @@ class ChaosInfo(Spider):
         opened, renovated = OPENED.search(basic.group(1)), RENOVATED.search(basic.group(1))
         if opened is None:
             raise Rejected("no opening year")
-        yield {"_id": hotel.group(1), "name": html.unescape(title.group(1).strip()), "city": seed.meta.get("city"),
+        crumb = CRUMB.search(text)   # a hotel reached without meta (e.g. pushed) names its city here
+        city = seed.meta.get("city") or (crumb.group(1).strip() if crumb else None)
+        yield {"_id": hotel.group(1), "name": html.unescape(title.group(1).strip()), "city": city,
                "opened": int(opened.group(1)),
                "renovated": int(renovated.group(1)) if renovated else None}
 
