@@ -25,6 +25,7 @@ setup(
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
         "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7"],
         "socks": ["requests[socks]"],
+        "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],
     },
     entry_points={"console_scripts": ["microspider=microspider.__main__:main"]},
 )

@@ -44,7 +44,7 @@ class Worker:
         self.proxies = proxies
         self.local = gevent.queue.Queue()
         self.records = []
-        self.held = 0                 # taken and not yet acknowledged
+        self.unfinished = 0           # taken and not yet processed (acknowledged or not)
         self.linked = set()           # spiders we already recorded as our downstream
         self.stopping = False
         self.done = gevent.event.Event()
@@ -81,20 +81,21 @@ class Worker:
         idle = 0.01
         pool = self.settings.pool
         while not self.stopping:
-            if self.held > pool:
+            if self.unfinished > pool:
                 gevent.sleep(0.005)
                 continue
             pause = self.paused_until - time.monotonic()
             if pause > 0:
                 gevent.sleep(min(pause, 1.0))
                 continue
-            raws = self._retry_redis(lambda: self.queues.take(self.id, 2 * pool - self.held), "take")
+            raws = self._retry_redis(lambda: self.queues.take(self.id, 2 * pool - self.unfinished),
+                                     "take")
             if not raws:
                 gevent.sleep(idle)
                 idle = min(idle * 2, IDLE_MAX)
                 continue
             idle = 0.01
-            self.held += len(raws)
+            self.unfinished += len(raws)
             for raw, seed in self._skip_cached(raws):
                 self.local.put((raw, seed))
 
@@ -154,6 +155,7 @@ class Worker:
 
     def _record(self, kind, raw, seed=None, payload=None):
         self.records.append((kind, raw, seed, payload))
+        self.unfinished -= 1
 
     # -- acknowledging -----------------------------------------------------------
     def _flush_loop(self):
@@ -167,7 +169,6 @@ class Worker:
             return
         outcome = self._outcome(records)
         self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge", attempts)
-        self.held -= len(records)
 
     def _outcome(self, records):
         """Write the store's part of a batch and return the Redis part as an Outcome."""
