@@ -44,11 +44,11 @@ def _kill9(suite, result):
         workers = t.crawl.workers()
         if not workers:
             result.notes.append("every run had ended: nothing to kill")
-        else:
-            pid = rng.choice(sorted(workers))
-            name, wid = workers[pid], worker_id_of(pid)
+        else:   # a random worker, among those holding seeds if any does: the harder case
+            held = {pid: _held_by(t.crawl, name, worker_id_of(pid)) for pid, name in workers.items()}
+            pid = rng.choice(sorted(p for p in workers if held[p]) or sorted(workers))
+            name, wid, held = workers[pid], worker_id_of(pid), held[pid]
             run = t.crawl.runs[name]
-            held = t.crawl.redis.llen(keys.inflight(name, wid)) if wid else 0
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             wait_until(lambda: run.poll() is not None or (
@@ -61,6 +61,10 @@ def _kill9(suite, result):
         if workers and "in-flight seeds requeued" not in t.crawl.logs():
             result.problems.append("the supervisor did not report the restart")
         t.check()
+
+
+def _held_by(crawl, name, wid):
+    return crawl.redis.llen(keys.inflight(name, wid)) if wid else 0
 
 
 # -- 2. SIGTERM / SIGINT ------------------------------------------------------------------------------
@@ -113,21 +117,24 @@ def _held(crawl, name):
 
 # -- 3. Redis restarts ----------------------------------------------------------------------------------
 def redis_restarts(suite, trials):
-    variants = [("graceful restart", "everysec", False), ("SIGKILL, fsync always", "always", True),
-                ("embedded, SIGKILL", None, True), ("embedded, SIGTERM", None, False)]
-    out = []
-    for i in range(trials):
-        label, fsync, hard = variants[i % len(variants)]
-        body = (lambda r: _embedded(suite, r, hard)) if fsync is None else (
-            lambda r: _private_redis(suite, r, fsync, hard))
-        out.append(run_trial(suite, "redis", label, body))
-    return out
+    variants = [("graceful restart", lambda r: _private_redis(suite, r, "everysec", False)),
+                ("SIGKILL, fsync always", lambda r: _private_redis(suite, r, "always", True)),
+                ("embedded, SIGKILL", lambda r: _embedded(suite, r, True)),
+                ("embedded, SIGTERM", lambda r: _embedded(suite, r, False)),
+                ("down while a worker starts", lambda r: _private_redis(suite, r, "everysec", False, True))]
+    return [run_trial(suite, "redis", *variants[i % len(variants)]) for i in range(trials)]
 
 
-def _private_redis(suite, result, fsync, hard, down=2.0):
+def _private_redis(suite, result, fsync, hard, starting=False, down=2.0):
     with CtripTrial(suite, "redis", result, fsync=fsync) as t:
         t.start()
         _random_moment(suite, t.crawl, suite.rng)
+        if starting:   # kill a worker; Redis goes as its replacement starts (before it connects)
+            run = t.crawl.runs["chaos_info"]
+            victim = sorted(children(run.pid))[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: victim not in children(run.pid) and len(children(run.pid)) >= 2,
+                       timeout=20, interval=0.01, message="the replacement worker")
         (t.server.kill if hard else t.server.stop)()
         time.sleep(down)
         t.server.start()
@@ -143,8 +150,9 @@ def _redis_logs(t, result):
     logs = t.crawl.logs()
     if "Redis unreachable" not in logs:
         result.problems.append("no worker logged that Redis was unreachable")
-    if "exited with" in logs:
-        result.problems.append("a worker crashed: %s" % _line(logs, "exited with"))
+    crashed = [l for l in logs.splitlines() if "exited with" in l and "exited with -9" not in l]
+    if crashed:
+        result.problems.append("a worker crashed: %s" % crashed[0].strip()[:200])
 
 
 def _line(text, needle):
@@ -159,7 +167,8 @@ def _embedded(suite, result, hard, down=3.0):
     with CtripTrial(suite, "redis", result) as t:
         t.crawl.redis_flag = False    # no --redis: the embedded default of the trial folder
         t.start()
-        url = wait_until(lambda: _embedded_url(t.folder), timeout=30, message="the embedded Redis")
+        url = wait_until(lambda: embedded._running_url(embedded.home(t.folder)), timeout=30,
+                         message="the embedded Redis")
         t.crawl.redis_url = url
         try:
             _random_moment(suite, t.crawl, suite.rng)
@@ -186,11 +195,6 @@ def _embedded(suite, result, hard, down=3.0):
         finally:
             t.crawl.close()
             embedded.stop(base=t.folder)
-
-
-def _embedded_url(folder):
-    url = embedded._running_url(embedded.home(folder))
-    return url
 
 
 # -- 4. the store -------------------------------------------------------------------------------------
@@ -257,9 +261,10 @@ def _store_unopenable(suite, result, hold=6.0):
                 for path in files:
                     _chmod(path, stat.S_IRUSR | stat.S_IWUSR)
         logs = t.crawl.logs()
-        result.notes.append("%s: %s" % ("not a database" if root else "read-only",
-                                        _line(logs, "stay safe") or _line(logs, "StoreError")
-                                        or _line(logs, "keep crashing") or "nothing logged"))
+        said = _line(logs, "cannot be opened") or _line(logs, "stay safe")
+        result.notes.append("%s: %s" % ("not a database" if root else "read-only", said or "nothing logged"))
+        if not said:
+            result.problems.append("the unusable store was not reported in the log")
         result.recovered(t.crawl.wait_progress(timeout=90) if t.crawl.alive() else 0.0)
         t.finish()
         t.check()

@@ -14,7 +14,7 @@ import redis as redislib
 
 from microspider import keys
 from tests.crawl import cli_env, command
-from tests.servers import RedisServer, wait_until
+from tests.servers import RedisServer, redis_server_binary, wait_until
 
 REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
 CTRIP_SPIDERS = (("chaos_city", "tests.chaos.spiders:ChaosCity"),
@@ -224,16 +224,21 @@ class ChaosRedis(RedisServer):
         self.fsync = fsync
 
     def start(self):
-        import subprocess as sp
-
-        from tests.servers import redis_server_binary
-
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync,
                 "--daemonize", "no", "--loglevel", "warning"]
-        self.proc = sp.Popen(args, stdout=sp.DEVNULL, stderr=sp.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         wait_until(self._answers, timeout=15, message="redis-server on %d" % self.port)
         return self
 
     def client(self):
         return redislib.Redis(port=self.port, socket_timeout=10)
+
+
+class Roles:
+    """Plain redis clients dressed as microspider.connection.Redis (its work/backlog/cache roles)."""
+
+    def __init__(self, work, backlog=None):
+        self.work, self.backlog, self.cache = work, backlog or work, work
+        self.single = backlog is None or backlog is work

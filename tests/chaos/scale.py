@@ -20,7 +20,7 @@ import time
 
 from microspider import keys, status
 from microspider.queues import backlog_score
-from tests.chaos.harness import ChaosRedis
+from tests.chaos.harness import ChaosRedis, Roles
 from tests.chaos.trial import run_trial
 from tests.crawl import ROOT, cli_env
 
@@ -112,16 +112,10 @@ def _check_counts(result, work, backlog, backlog_db, now, size):
     want = {"backlog": size, "backlog_due": sum(1 for s in scores if s <= now),
             "backlog_waiting": sum(1 for s in scores if now < s < float("inf")),
             "backlog_over_age": sum(1 for s in scores if s == float("inf"))}
-    c = status.counts(_Roles(work, backlog, backlog_db), NAME, now=now)
+    c = status.counts(Roles(work, backlog if backlog_db else None), NAME, now=now)
     got = {k: c[k] for k in want}
     if got != want:
         result.problems.append("stat counts %s, want %s" % (got, want))
-
-
-class _Roles:
-    def __init__(self, work, backlog, backlog_db):
-        self.work, self.backlog, self.cache = work, backlog, work
-        self.single = backlog_db == 0
 
 
 def _account(result, work, backlog, due, stays, moved):

@@ -20,7 +20,7 @@ from tests.chaos.trial import Suite
 KINDS = {
     "kill9": (crawls.kill9, 20, 1, "kill -9 a random worker at a random moment"),
     "signals": (crawls.signals, 4, 1, "SIGTERM/SIGINT to run during heavy in-flight work"),
-    "redis": (crawls.redis_restarts, 4, 1, "Redis restarted mid-crawl (private and embedded)"),
+    "redis": (crawls.redis_restarts, 5, 1, "Redis restarted mid-crawl (private and embedded)"),
     "store": (crawls.store_faults, 3, 1, "failure store locked, read-only; MongoDB unreachable"),
     "network": (faults.network, 2, 1, "resets, silence, truncated/huge bodies, bad encodings, loops"),
     "baddata": (faults.bad_data, 10, 5, "garbage in the queue, garbage from parse, broken spiders"),
@@ -37,7 +37,7 @@ def run(only=None, trials=None, seed=1, hotels=None, quick=False, keep=False, ro
         raise ValueError("unknown trial kind %s; choose from %s" % (", ".join(unknown), ", ".join(KINDS)))
     own_root = root is None
     root = root or tempfile.mkdtemp(prefix="ms-chaos-")
-    suite = Suite(root, seed=seed, hotels=hotels or (150 if quick else 1000), quick=quick, keep=keep, log=log)
+    suite = Suite(root, seed=seed, hotels=hotels or (150 if quick else 3000), quick=quick, keep=keep, log=log)
     results = {}
     try:
         for kind in kinds:
@@ -96,7 +96,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="random seed of the trials [default: 1]")
     parser.add_argument("--only", default=None, help="comma-separated kinds: " + ",".join(KINDS))
     parser.add_argument("--hotels", type=int, default=None,
-                        help="hotels of the Ctrip-like site [default: 1000; 150 with --quick]")
+                        help="hotels of the Ctrip-like site [default: 3000; 150 with --quick]")
     parser.add_argument("--quick", action="store_true", help="the reduced suite: one short trial per kind")
     parser.add_argument("--keep", action="store_true", help="keep the trial folders (logs, stores)")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ import time
 import traceback
 
 from tests.chaos import check
-from tests.chaos.harness import ChaosRedis, Crawl, Processes
+from tests.chaos.harness import ChaosRedis, Crawl, Processes, Roles
 from tests.chaos.sites import CountingSite
 from tests.crawl import cli_env
 
@@ -151,7 +151,7 @@ class CtripTrial:
         parts = []
         for name, _ in self.crawl.spiders:
             try:
-                c = status.counts(_Roles(self.crawl.redis), name)
+                c = status.counts(Roles(self.crawl.redis), name)
                 parts.append("%s work %d in flight %d backlog %d" % (name, c["work"], c["in_flight"], c["backlog"]))
             except Exception as exc:
                 parts.append("%s: %s" % (name, exc))
@@ -189,10 +189,3 @@ class CtripTrial:
             self.result.problems.append("incomplete: %d good hotels without an item (e.g. %s)"
                                         % (len(missing), ", ".join(missing[:3])))
 
-
-class _Roles:
-    """A plain redis client dressed as microspider.connection.Redis (one db for every role)."""
-
-    def __init__(self, client):
-        self.work = self.backlog = self.cache = client
-        self.single = True
