@@ -16,7 +16,7 @@ from . import config, keys, status
 from .config import BY_NAME, CONNECTION, OPTIONS
 from .connection import Redis, mask, resolve_redis, resolve_store
 from .errors import ConfigError, MicrospiderError, SpiderLoadError
-from .spider import NAME_RE, load_spider
+from .spider import NAME_RE, instantiate, load_spider
 from .store import open_store
 
 log = logging.getLogger("microspider")
@@ -69,7 +69,7 @@ class Env:
     def spider(self):
         if self.spider_cls is None:
             raise ConfigError("this command needs the spider's code (a file or module), not only its name")
-        return self.spider_cls()
+        return instantiate(self.spider_cls)
 
 
 def _bare_name(ref):

@@ -27,7 +27,7 @@ from .connection import Redis, mask
 from .errors import ConfigError
 from .queues import Queues
 from .relay import Relay
-from .spider import collect, load_spider
+from .spider import collect, instantiate, load_spider
 from .store import open_store
 
 log = logging.getLogger("microspider")
@@ -94,7 +94,7 @@ def run_worker(job_text):
     values = dict(job["settings"])
     values["configured"] = frozenset(values["configured"])
     settings = Settings(**values)
-    spider = load_spider(job["spider"])()
+    spider = instantiate(load_spider(job["spider"]))
     redis = Redis.from_settings(settings, url=job["redis"])
     store = open_store(job["store"], settings.mongo_db, spider.name)
     proxies = limiter = host_limiter = None
@@ -125,7 +125,7 @@ class Run:
 
     def __init__(self, spider_ref, spider_cls, settings, redis_url, store_uri, out=sys.stderr):
         self.ref = spider_ref
-        self.spider = spider_cls()
+        self.spider = instantiate(spider_cls)
         self.name = self.spider.name
         self.settings = settings
         self.redis_url = redis_url

@@ -89,8 +89,8 @@ class Seed:
         """Decode a seed from the wire; MalformedSeed if it is not a valid seed."""
         try:
             return cls.from_dict(json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise MalformedSeed(str(exc)) from None
+        except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting bombs
+            raise MalformedSeed("%s: %s" % (type(exc).__name__, str(exc)[:200])) from None
 
     def replace(self, **changes):
         """A copy with some fields changed."""

@@ -99,6 +99,14 @@ def _reject(value):
     raise TypeError("%s is not JSON-serialisable" % type(value).__name__)
 
 
+def instantiate(cls):
+    """An instance of a Spider class; SpiderLoadError (one line) if its __init__ raises."""
+    try:
+        return cls()
+    except Exception as exc:
+        raise SpiderLoadError("%s() failed: %s: %s" % (cls.__name__, type(exc).__name__, exc)) from None
+
+
 # -- loading -----------------------------------------------------------------
 def load_spider(ref):
     """Load a Spider subclass from ``file.py[:Class]`` or ``package.module[:Class]``."""

@@ -122,7 +122,13 @@ class Worker:
     def _process_loop(self):
         while True:
             raw, seed = self.local.get()
-            self._process(raw, seed)
+            try:
+                self._process(raw, seed)
+            except gevent.GreenletExit:
+                raise
+            except BaseException:  # a bug of ours must not shrink the pool or strand the seed
+                log.exception("%s: unexpected error on %s; the seed goes to the backlog", self.name, seed)
+                self._record("fetch_failed", raw, seed, "fetch_failures")
 
     def _process(self, raw, seed):
         try:
@@ -136,12 +142,16 @@ class Worker:
         except FetchError as exc:
             log.debug("%s: fetch failed: %s", self.name, exc)
             return self._record("fetch_failed", raw, seed, "fetch_failures")
-        except Exception as exc:  # e.g. a header requests cannot encode: still a fetch failure
+        except gevent.GreenletExit:
+            raise
+        except BaseException as exc:  # a header that cannot be encoded, an is_banned that raised
             self._warn_once("fetch", "%s: fetch of %s failed: %r", self.name, seed.url, exc)
             return self._record("fetch_failed", raw, seed, "fetch_failures")
         try:
             items, sends = collect(self.spider, lambda: self._parse(response, seed))
-        except Exception as exc:
+        except gevent.GreenletExit:
+            raise  # the worker is stopping: the seed stays in flight and goes back
+        except BaseException as exc:  # sys.exit() or KeyboardInterrupt in parse is a parse failure too
             log.debug("%s: parse failed on %s: %r", self.name, seed.url, exc)
             doc = failure_doc(seed, type(exc).__name__, str(exc)[:2000], traceback.format_exc(),
                               response)
