@@ -56,6 +56,15 @@ def redis_url(base=None, timeout=15.0):
         return _start(folder, timeout)
 
 
+def current_url(base=None):
+    """The URL the embedded Redis of this folder was last started at (running or not), or None."""
+    try:
+        with open(os.path.join(home(base), "redis.url")) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def _running_url(folder):
     try:
         with open(os.path.join(folder, "redis.url")) as f:
@@ -73,8 +82,9 @@ def _start(folder, timeout):
     if len(sock) <= SOCKET_MAX:
         args += ["--port", "0", "--unixsocket", sock, "--unixsocketperm", "700"]
         url = "unix://" + sock
-    else:
-        port = _free_port()
+    else:  # restart on the same port, so running workers reconnect
+        previous = current_url(os.path.dirname(folder)) or ""
+        port = int(previous.rsplit(":", 1)[1]) if previous.startswith("redis://") else _free_port()
         args += ["--port", str(port), "--bind", "127.0.0.1"]
         url = "redis://127.0.0.1:%d" % port
     try:

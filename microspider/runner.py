@@ -21,7 +21,7 @@ import uuid
 import gevent
 import redis as redislib
 
-from . import keys, status
+from . import embedded, keys, status
 from .config import Settings
 from .connection import Redis, mask
 from .errors import ConfigError
@@ -193,7 +193,18 @@ class Run:
                 state["idle_since"] = None
                 delay = min(delay * 2, 5.0)
                 self._warn("Redis unreachable (%s); workers keep their seeds, retrying" % exc)
+                self._restart_embedded()
         return self._shutdown()
+
+    def _restart_embedded(self):
+        """If this run uses the embedded Redis and it died, start it again (its AOF has the data)."""
+        if self.redis_url != embedded.current_url() or embedded.answers(self.redis_url):
+            return
+        try:
+            embedded.redis_url()
+            log.warning("%s: the embedded Redis was down; restarted it from its AOF", self.name)
+        except Exception as exc:  # reported, and tried again on the next failed tick
+            self._warn("cannot restart the embedded Redis: %s" % exc)
 
     def _tick(self, state):
         self.queues.heartbeat(list(self.children))

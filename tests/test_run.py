@@ -442,3 +442,37 @@ class E(Spider):
     finally:
         site.stop()
         embedded.stop(base=str(tmp_path))
+
+
+def test_the_embedded_redis_is_restarted_mid_crawl(tmp_path):
+    from microspider import embedded
+
+    assert not embedded.answers("redis://127.0.0.1:6379"), "the default Redis address must be free"
+
+    def route(handler, path, attempt):
+        time.sleep(0.05)
+        return 200, {}, "<h1>x</h1>"
+
+    site = Site(route).start()
+    try:
+        path = write_spider(tmp_path, "e.py", '''
+class E(Spider):
+    name = "e"
+    start_urls = ["{url}/%d" % i for i in range(300)]
+    def parse(self, response, seed):
+        yield {{"_id": seed.url}}
+''', url=site.url)
+        proc = start("run", path, "--pool", "4", "--idle", "0.5", cwd=tmp_path)
+        wait_until(lambda: embedded.pid(base=str(tmp_path)) and site.count("/20"), timeout=30,
+                   message="the crawl under way")
+        pid = embedded.pid(base=str(tmp_path))
+        os.kill(pid, signal.SIGTERM)
+        code, _, err = finish(proc, timeout=90)
+        assert code == 0, err[-2000:]
+        assert "restarted it from its AOF" in err
+        assert embedded.pid(base=str(tmp_path)) != pid
+        items = {i["_id"] for i in open_store(embedded.store_uri(str(tmp_path)), "x", "e").iter_items()}
+        assert len(items) == 300
+    finally:
+        site.stop()
+        embedded.stop(base=str(tmp_path))
