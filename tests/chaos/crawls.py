@@ -16,6 +16,7 @@ import time
 
 from microspider import embedded, keys
 from tests.chaos.harness import ChaosRedis, Processes, worker_id_of
+from tests.chaos.redisproxy import ReplyDropper
 from tests.chaos.trial import CtripTrial, run_trial
 from tests.crawl import children, cli_env
 from tests.servers import free_port, wait_until
@@ -121,7 +122,8 @@ def redis_restarts(suite, trials):
                 ("SIGKILL, fsync always", lambda r: _private_redis(suite, r, "always", True)),
                 ("embedded, SIGKILL", lambda r: _embedded(suite, r, True)),
                 ("embedded, SIGTERM", lambda r: _embedded(suite, r, False)),
-                ("down while a worker starts", lambda r: _private_redis(suite, r, "everysec", False, True))]
+                ("down while a worker starts", lambda r: _private_redis(suite, r, "everysec", False, True)),
+                ("the reply of a take lost", lambda r: _lost_take_reply(suite, r))]
     return [run_trial(suite, "redis", *variants[i % len(variants)]) for i in range(trials)]
 
 
@@ -144,6 +146,26 @@ def _private_redis(suite, result, fsync, hard, starting=False, down=2.0):
         t.finish()
         _redis_logs(t, result)
         t.check()
+
+
+def _lost_take_reply(suite, result):
+    """Redis runs a take but its reply never arrives (as when it shuts down right after)."""
+    with CtripTrial(suite, "redis", result) as t:
+        proxy = ReplyDropper(t.server.port)
+        try:
+            t.crawl.redis_url = proxy.url
+            t.start()
+            _random_moment(suite, t.crawl, suite.rng)
+            proxy.arm()
+            wait_until(lambda: proxy.dropped.is_set() or not t.crawl.alive(), timeout=60,
+                       message="a take to lose")
+            if not proxy.dropped.is_set():
+                result.notes.append("no take was lost: the crawl had ended")
+            t.finish(timeout=30 + 2 * suite.expected_seconds())
+            t.check()
+        finally:
+            t.crawl.close()
+            proxy.stop()
 
 
 def _redis_logs(t, result):

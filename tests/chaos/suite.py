@@ -20,7 +20,7 @@ from tests.chaos.trial import Suite
 KINDS = {
     "kill9": (crawls.kill9, 20, 1, "kill -9 a random worker at a random moment"),
     "signals": (crawls.signals, 4, 1, "SIGTERM/SIGINT to run during heavy in-flight work"),
-    "redis": (crawls.redis_restarts, 5, 1, "Redis restarted mid-crawl (private and embedded)"),
+    "redis": (crawls.redis_restarts, 6, 1, "Redis restarted mid-crawl (private and embedded)"),
     "store": (crawls.store_faults, 3, 1, "failure store locked, read-only; MongoDB unreachable"),
     "network": (faults.network, 2, 1, "resets, silence, truncated/huge bodies, bad encodings, loops"),
     "baddata": (faults.bad_data, 10, 5, "garbage in the queue, garbage from parse, broken spiders"),

@@ -61,7 +61,7 @@ class Suite:
 
     def expected_seconds(self):
         """A rough length of one undisturbed crawl on this machine, to aim faults inside it."""
-        return 2.0 + self.hotels / 70.0
+        return 3.0 + self.hotels / 150.0
 
 
 def run_trial(suite, kind, name, body):
