@@ -199,9 +199,9 @@ def _embedded(suite, result, hard, down=3.0):
             wait_until(lambda: not os.path.exists("/proc/%d" % pid), timeout=10, message="Redis gone")
             time.sleep(down)
             alive = sorted(t.crawl.alive())
-            result.notes.append("%.0fs after the embedded Redis died, runs alive: %s; the engine did not "
-                                "restart it: %s" % (down, ", ".join(alive) or "none",
-                                                    not embedded.answers(url)))
+            result.notes.append("%.0fs after the embedded Redis died: runs alive: %s; it answers again "
+                                "(restarted by a run): %s" % (down, ", ".join(alive) or "none",
+                                                              "yes" if embedded.answers(url) else "no"))
             code, out = t.procs.run(["stat", "chaos_info"], t.crawl.env, "stat", timeout=60)
             back = time.monotonic()
             if code != 0:
