@@ -33,6 +33,26 @@ redis.call('DEL', KEYS[1])
 return #items
 """
 
+# KEYS: inflight, work. ARGV: the seeds the worker holds. Requeues any other in-flight seed
+# (taken by a call whose reply was lost).
+REQUEUE_UNHELD = """
+local held = {}
+for i = 1, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local moved = 0
+for i = #items, 1, -1 do
+  local raw = items[i]
+  if (held[raw] or 0) > 0 then
+    held[raw] = held[raw] - 1
+  else
+    redis.call('LREM', KEYS[1], 1, raw)
+    redis.call('LPUSH', KEYS[2], raw)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
 # KEYS: workers, work. ARGV: now, inflight key prefix. Requeues the seeds of expired workers.
 RECLAIM = """
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -71,6 +91,7 @@ class Queues:
         self._take = redis.work.register_script(TAKE)
         self._requeue = redis.work.register_script(REQUEUE)
         self._reclaim = redis.work.register_script(RECLAIM)
+        self._requeue_unheld = redis.work.register_script(REQUEUE_UNHELD)
 
     # -- workers -------------------------------------------------------------
     def register_worker(self, worker, now=None):
@@ -96,6 +117,10 @@ class Queues:
     def requeue_inflight(self, worker):
         """Put a worker's in-flight seeds back at the head of the work queue."""
         return self._requeue(keys=[keys.inflight(self.name, worker), self.work_key])
+
+    def requeue_unheld(self, worker, held):
+        """Requeue this worker's in-flight seeds that it does not hold (lost take replies)."""
+        return self._requeue_unheld(keys=[keys.inflight(self.name, worker), self.work_key], args=held)
 
     def reclaim_dead(self, now=None):
         """Requeue the in-flight seeds of workers whose heartbeat expired; returns how many."""

@@ -7,6 +7,7 @@ pipeline (cache, backlog, sends, counters) that ends by acknowledging the seeds.
 A seed is acknowledged only after its outcome is stored, so a crash at any
 point leaves it in flight, to be requeued.
 """
+import collections
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from .store import failure_doc
 log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
 IDLE_MAX = 0.5
+REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
 SHUTDOWN_ATTEMPTS = 8     # Redis retries while stopping (about 15 s)
 
 
@@ -45,6 +47,8 @@ class Worker:
         self.local = gevent.queue.Queue()
         self.records = []
         self.unfinished = 0           # taken and not yet processed (acknowledged or not)
+        self.holding = collections.Counter()  # raw seeds taken and not yet acknowledged
+        self.take_failed = False      # a take may have run without its reply reaching us
         self.linked = set()           # spiders we already recorded as our downstream
         self.stopping = False
         self.done = gevent.event.Event()
@@ -88,16 +92,32 @@ class Worker:
             if pause > 0:
                 gevent.sleep(min(pause, 1.0))
                 continue
-            raws = self._retry_redis(lambda: self.queues.take(self.id, 2 * pool - self.unfinished),
-                                     "take")
+            raws = self._retry_redis(lambda: self._take(2 * pool - self.unfinished), "take")
+            if self.take_failed:
+                self._retry_redis(self._requeue_unheld, "requeue lost takes")
             if not raws:
                 gevent.sleep(idle)
                 idle = min(idle * 2, IDLE_MAX)
                 continue
             idle = 0.01
             self.unfinished += len(raws)
+            self.holding.update(raws)
             for raw, seed in self._skip_cached(raws):
                 self.local.put((raw, seed))
+
+    def _take(self, n):
+        try:
+            return self.queues.take(self.id, n)
+        except REDIS_DOWN:
+            self.take_failed = True
+            raise
+
+    def _requeue_unheld(self):
+        moved = self.queues.requeue_unheld(self.id, list(self.holding.elements()))
+        self.take_failed = False
+        if moved:
+            log.warning("%s: %d seeds of a take whose reply was lost went back to the queue",
+                        self.name, moved)
 
     def _skip_cached(self, raws):
         decoded = []
@@ -179,6 +199,8 @@ class Worker:
             return
         outcome = self._outcome(records)
         self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge", attempts)
+        self.holding.subtract(outcome.done)
+        self.holding += collections.Counter()  # drops the zero counts
 
     def _outcome(self, records):
         """Write the store's part of a batch and return the Redis part as an Outcome."""
@@ -246,7 +268,7 @@ class Worker:
         while True:
             try:
                 return call()
-            except (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError) as exc:
+            except REDIS_DOWN as exc:
                 n += 1
                 if attempts and n >= attempts:
                     log.error("%s: gave up on %s: %s (seeds stay in flight; reclaimed later)",

@@ -157,3 +157,16 @@ def test_unpark_reaches_every_parked_seed_in_one_call(conn, r):
     fill_backlog(r, [(9 if i % 2 else 3, math.inf) for i in range(5000)])
     assert Relay(conn, "s", max_age=5).unpark(now=100.0) == 2500
     assert Relay(conn, "s").counts(now=100.0) == (0, 2500, 2500)
+
+
+def test_requeue_unheld_returns_seeds_of_a_lost_take(conn, r):
+    q = Queues(conn, "s")
+    q.push(seeds(6))
+    held = q.take("w", 2)
+    q.take("w", 3)                                     # its reply "never arrived"
+    held.append(held[0])                               # a duplicate held twice is kept twice
+    r.rpush(keys.inflight("s", "w"), held[0])
+    assert q.requeue_unheld("w", held) == 3
+    assert sorted(r.lrange(keys.inflight("s", "w"), 0, -1)) == sorted(held)
+    assert [Seed.from_json(x).url for x in r.lrange(keys.work("s"), 0, -1)] == [
+        "http://a.com/%d" % i for i in (2, 3, 4, 5)]
