@@ -142,7 +142,7 @@ def _private_redis(suite, result, fsync, hard, starting=False, down=2.0):
         t.server.start()
         back = time.monotonic()
         t.crawl.close()
-        result.recovered(t.crawl.wait_progress(timeout=60) if t.crawl.alive() else time.monotonic() - back)
+        _recover(t, result, 60, time.monotonic() - back)
         t.finish()
         _redis_logs(t, result)
         t.check()
@@ -166,6 +166,16 @@ def _lost_take_reply(suite, result):
         finally:
             t.crawl.close()
             proxy.stop()
+
+
+def _recover(t, result, timeout, ended=0.0):
+    """Record how long until pages are done again (`ended` if no run is left to do them)."""
+    if not t.crawl.alive():
+        return result.recovered(ended)
+    try:
+        result.recovered(t.crawl.wait_progress(timeout=timeout))
+    except AssertionError:
+        result.problems.append("no page done within %.0fs after the fault ended" % timeout)
 
 
 def _redis_logs(t, result):
@@ -207,10 +217,7 @@ def _embedded(suite, result, hard, down=3.0):
             if code != 0:
                 result.problems.append("the next command (stat) failed: %s" % out.strip()[-200:])
             t.crawl.close()
-            if t.crawl.alive():
-                result.recovered(t.crawl.wait_progress(timeout=60))
-            else:
-                result.recovered(time.monotonic() - back)
+            _recover(t, result, 60, time.monotonic() - back)
             t.finish()
             _redis_logs(t, result)
             t.check()
@@ -239,7 +246,7 @@ def _store_locked(suite, result, hold):
             lock.execute("ROLLBACK")
         finally:
             lock.close()
-        result.recovered(t.crawl.wait_progress(timeout=90) if t.crawl.alive() else 0.0)
+        _recover(t, result, 90)
         t.finish()
         _store_logs(t, result, expect_errors=hold > 30)
         t.check()
@@ -287,7 +294,7 @@ def _store_unopenable(suite, result, hold=6.0):
         result.notes.append("%s: %s" % ("not a database" if root else "read-only", said or "nothing logged"))
         if not said:
             result.problems.append("the unusable store was not reported in the log")
-        result.recovered(t.crawl.wait_progress(timeout=90) if t.crawl.alive() else 0.0)
+        _recover(t, result, 90)
         t.finish()
         t.check()
 
