@@ -24,7 +24,7 @@ import redis as redislib
 from . import embedded, keys, status
 from .config import Settings
 from .connection import Redis, mask
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .queues import Queues
 from .relay import Relay
 from .spider import collect, instantiate, load_spider
@@ -95,8 +95,8 @@ def run_worker(job_text):
     values["configured"] = frozenset(values["configured"])
     settings = Settings(**values)
     spider = instantiate(load_spider(job["spider"]))
-    redis = Redis.from_settings(settings, url=job["redis"])
-    store = open_store(job["store"], settings.mongo_db, spider.name)
+    redis = Redis.from_settings(settings, url=job["redis"], check=False)  # register() waits for it
+    store = _open_store_patiently(job["store"], settings.mongo_db, spider.name)
     proxies = limiter = host_limiter = None
     if settings.http_proxy:
         from .proxies import ProxyPool
@@ -116,7 +116,19 @@ def run_worker(job_text):
     gevent.signal_handler(signal.SIGINT, worker.stop)
     worker.run()
     store.close()
-    return 0
+    return 1 if worker.failed else 0
+
+
+def _open_store_patiently(uri, db, name, wait=gevent.sleep):
+    """open_store, retried with back-off (and said) while the store cannot be opened."""
+    delay = 0.5
+    while True:
+        try:
+            return open_store(uri, db, name)
+        except StoreError as exc:
+            log.warning("%s: %s; retrying in %.0fs", name, exc, delay)
+            wait(delay)
+            delay = min(delay * 2, 30.0)
 
 
 # -- the run process -------------------------------------------------------------------
@@ -242,6 +254,8 @@ class Run:
                 self.crashes = [t for t in self.crashes if time.monotonic() - t < CRASH_WINDOW]
                 self.crashes.append(time.monotonic())
                 if len(self.crashes) > CRASH_LIMIT:
+                    self.queues.requeue_inflight(worker_id)   # its seeds must not stay in flight
+                    self.redis.work.zrem(keys.workers(self.name), worker_id)
                     return "gave up"
                 self._spawn()
             # if Redis is down this raises; the seeds stay in flight and are reclaimed later

@@ -88,9 +88,18 @@ class Seed:
     def from_json(cls, raw):
         """Decode a seed from the wire; MalformedSeed if it is not a valid seed."""
         try:
-            return cls.from_dict(json.loads(raw))
+            seed = cls.from_dict(json.loads(raw))
+            # a lone surrogate can only arrive as a \uD800-\uDFFF escape: check only then
+            escaped = b"\\u" if isinstance(raw, bytes) else "\\u"
+            if escaped in raw:
+                seed.check_encodable()
+            return seed
         except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting bombs
             raise MalformedSeed("%s: %s" % (type(exc).__name__, str(exc)[:200])) from None
+
+    def check_encodable(self):
+        """ValueError if the seed cannot travel as UTF-8 JSON (a lone surrogate, say)."""
+        self.to_json().encode("utf-8")
 
     def replace(self, **changes):
         """A copy with some fields changed."""

@@ -80,6 +80,8 @@ def collect(spider, produce):
                 items.append(_check_item(value))
             else:
                 raise TypeError("parse yielded %s; yield a Seed or a dict" % type(value).__name__)
+        for _, seed in sent:
+            seed.check_encodable()   # a ValueError here, not a dead flusher later
         return items, sent
     finally:
         _context.sent = None
@@ -89,7 +91,7 @@ def _check_item(item):
     import json
 
     try:
-        json.dumps(item, default=_reject)
+        json.dumps(item, default=_reject, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise TypeError("item is not JSON-serialisable: %s" % exc) from None
     return item

@@ -67,12 +67,17 @@ def failure_doc(seed, error, message, traceback, response=None):
     """The fields of a failure document for a seed, from a response if there was one."""
     doc = {"_id": seed.fingerprint, "seed": seed.to_dict(), "url": seed.url, "status": None,
            "headers": {}, "body": None, "encoding": None, "error": error,
-           "message": message, "traceback": traceback}
+           "message": _utf8(message), "traceback": _utf8(traceback)}
     if response is not None:
         doc.update(url=response.url, status=response.status_code,
                    headers=dict(response.headers), body=response.content,
                    encoding=response.encoding)
     return doc
+
+
+def _utf8(text):
+    """Text every store can encode: lone surrogates become backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if text else text
 
 
 # -- MongoDB ---------------------------------------------------------------

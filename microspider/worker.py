@@ -53,6 +53,7 @@ class Worker:
         self.stopping = False
         self.done = gevent.event.Event()
         self.paused_until = 0.0       # no usable proxy: take nothing until then
+        self.failed = False           # the feeder or flusher died: exit non-zero
         self._warned = {}
 
     # -- life cycle ------------------------------------------------------------
@@ -61,6 +62,8 @@ class Worker:
         workers = [gevent.spawn(self._process_loop) for _ in range(self.settings.pool)]
         feeder = gevent.spawn(self._feed)
         flusher = gevent.spawn(self._flush_loop)
+        for greenlet in (feeder, flusher):
+            greenlet.link_exception(self._crashed)
         helpers = [gevent.spawn(self._watch_parent)]
         if self.proxies is not None:
             helpers.append(gevent.spawn(self._tend_proxies))
@@ -70,7 +73,11 @@ class Worker:
         gevent.killall(helpers, timeout=1)
         flusher.kill()
         # bounded: with Redis gone for good, what is not acknowledged stays in flight there
-        self._flush(attempts=SHUTDOWN_ATTEMPTS)
+        try:
+            self._flush(attempts=SHUTDOWN_ATTEMPTS)
+        except Exception as exc:  # what could not be written stays in flight, requeued below
+            log.error("%s: last acknowledgement failed: %r", self.name, exc)
+            self.failed = True
         self._retry_redis(lambda: self.queues.unregister_worker(self.id), "requeue in-flight seeds",
                           attempts=SHUTDOWN_ATTEMPTS)
         self.fetcher.close()
@@ -79,6 +86,12 @@ class Worker:
         """Stop taking seeds; in-flight seeds go back to the work queue."""
         self.stopping = True
         self.done.set()
+
+    def _crashed(self, greenlet):
+        log.error("%s: %s died: %r; stopping (its in-flight seeds are requeued)", self.name,
+                  getattr(greenlet, "_run", greenlet).__name__, greenlet.exception)
+        self.failed = True
+        self.stop()
 
     # -- feeding ---------------------------------------------------------------
     def _feed(self):
