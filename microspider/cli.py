@@ -163,6 +163,7 @@ def run(spider, **flags):
 
 
 @cli.command("_worker", hidden=True)
+@handle_errors
 def worker_command():
     """A worker process (started by `run`)."""
     from . import runner
