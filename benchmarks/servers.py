@@ -151,8 +151,18 @@ class NginxServer:
     def reset(self):
         self.offset = os.path.getsize(os.path.join(self.dir, "access.log"))
 
-    def hits(self):
-        time.sleep(0.05)  # nginx logs just after it has sent the answer
+    def hits(self, settle=2.0):
+        """Fetches per page since reset(); nginx writes a log line just after its answer, so the
+        log is read again (for at most `settle` seconds) until every page has a line."""
+        deadline = time.monotonic() + settle
+        while True:
+            counts, first, last = self._read_log()
+            seen = sum(1 for path in counts if _page_index(path, self.pages) is not None)
+            if seen >= self.pages or time.monotonic() > deadline:
+                return _summarise(counts, self.pages, first, last)
+            time.sleep(0.01)
+
+    def _read_log(self):
         counts, first, last = {}, None, None
         with open(os.path.join(self.dir, "access.log"), "rb") as f:
             f.seek(self.offset)
@@ -167,7 +177,7 @@ class NginxServer:
                 if _page_index(path, self.pages) is not None:
                     first = ts if first is None else min(first, ts)
                     last = ts if last is None else max(last, ts)
-        return _summarise(counts, self.pages, first, last)
+        return counts, first, last
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
