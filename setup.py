@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="microspider",
-    version="0.1.0",
+    version="0.2.0",
     description="Crawl a large, hostile site with small crawlers linked by Redis queues; never lose a URL.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -112,15 +112,15 @@ class Microspider(Contender):
         self.label = "microspider -w %d" % workers
 
     def prepare(self, ctx):
-        from microspider import ops
-        from microspider.connection import Redis
+        from microspider.ops.seeding import push_seeds
+        from microspider.state import Redis
         from microspider.seed import Seed
 
         client = ctx.redis()
         client.flushall()
         client.close()
         redis = Redis(ctx.redis_url)
-        pushed, _ = ops.push_seeds(redis, SPIDER, [Seed(u) for u in ctx.urls], force=True)
+        pushed, _ = push_seeds(redis, SPIDER, [Seed(u) for u in ctx.urls], force=True)
         redis.close()
         assert pushed == ctx.pages
 
@@ -131,7 +131,7 @@ class Microspider(Contender):
                        "--redis", ctx.redis_url, "--mongo-uri", "sqlite:///" + store)
 
     def check(self, ctx, stdout):
-        from microspider import keys
+        from microspider.state import keys
 
         client = ctx.redis()
         stats = {k.decode(): int(v) for k, v in client.hgetall(keys.stats(SPIDER)).items()}

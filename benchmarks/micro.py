@@ -56,13 +56,14 @@ def _fill(client, key, raws, kind):
 
 def relay(redis, client, raws):
     """Seeds/s that Relay.move_due moves from an all-due backlog of len(raws)."""
-    from microspider import keys
-    from microspider.relay import Relay
+    from microspider.state import keys
+    from microspider.crawl.relay import Relay
+    from microspider.state import SpiderState
 
     client.flushall()
     _fill(client, keys.backlog(NAME), raws, "zset")
     started = time.perf_counter()
-    moved = Relay(redis, NAME).move_due()
+    moved = Relay(SpiderState(redis, NAME)).move_due()
     seconds = time.perf_counter() - started
     assert moved == len(raws) == client.llen(keys.work(NAME)), (moved, len(raws))
     return {"seeds": moved, "seconds": seconds, "seeds_per_s": moved / seconds}
@@ -70,7 +71,8 @@ def relay(redis, client, raws):
 
 def stat(redis, client, redis_url, workdir, n):
     """Latency of stat on the N-seed work queue (the relay left it there)."""
-    from microspider import keys, ops
+    from microspider.ops import stats
+    from microspider.state import keys
     from microspider.store import open_store
 
     client.sadd(keys.SPIDERS, NAME)
@@ -79,7 +81,7 @@ def stat(redis, client, redis_url, workdir, n):
     uri = "sqlite:///" + os.path.join(workdir, "store.sqlite3")
     store = open_store(uri, "microspiders", NAME)
     started = time.perf_counter()
-    found = ops.stat(redis, store, NAME)
+    found = stats.stat(redis, store, NAME)
     library = time.perf_counter() - started
     store.close()
     assert found["work"] == n, found
@@ -98,7 +100,7 @@ def _cli_seconds(args):
 
 def dump(client, redis_url, raws):
     """`microspider dump -o` of the work queue: seeds/s and peak RSS (MB)."""
-    from microspider import keys
+    from microspider.state import keys
 
     client.flushall()
     _fill(client, keys.work(NAME), raws, "list")
@@ -131,7 +133,7 @@ def dump(client, redis_url, raws):
 
 def cache_memory(client, cache_keys):
     """Bytes of Redis memory per cached fingerprint."""
-    from microspider import keys
+    from microspider.state import keys
 
     client.flushall()
     before = client.info("memory")
@@ -144,7 +146,7 @@ def cache_memory(client, cache_keys):
 
 
 def benchmark(n, say=print):
-    from microspider.connection import Redis
+    from microspider.state import Redis
     from tests.servers import RedisServer
 
     import redis as redislib

@@ -5,13 +5,15 @@ This module imports no network library, so the worker entry point can patch firs
 """
 import logging
 
-from .errors import (ConfigError, ConnectionFailed, FetchError, HTTPStatusError, MalformedSeed,
-                     MicrospiderError, SpiderLoadError, StoreError)
+from .errors import (BadSeed, ConfigError, ConnectionFailed, FetchError, HTTPStatusError,
+                     MalformedSeed, MicrospiderError, MigrateError, NoProxy, ParseTimeout, ProxyError,
+                     SpiderLoadError, StoreError, WorkerCrashed)
 from .seed import Seed
 from .spider import Spider
 
-__all__ = ["Spider", "Seed", "MicrospiderError", "ConfigError", "SpiderLoadError",
-           "ConnectionFailed", "StoreError", "FetchError", "HTTPStatusError", "MalformedSeed"]
-__version__ = "0.1.0"
+__all__ = ["Spider", "Seed", "MicrospiderError", "ConfigError", "SpiderLoadError", "ProxyError",
+           "MigrateError", "ConnectionFailed", "StoreError", "FetchError", "NoProxy",
+           "HTTPStatusError", "MalformedSeed", "BadSeed", "ParseTimeout", "WorkerCrashed"]
+__version__ = "0.2.0"
 
 logging.getLogger("microspider").addHandler(logging.NullHandler())

@@ -112,6 +112,10 @@ OPTIONS = [
     Option("idle", _nonneg_float, 5.0, "exit after the crawl has been finished this long"),
     Option("forever", _flag, False, "never exit by itself"),
     Option("max_body", _pos_int, 10 * 1024 * 1024, "largest response body in bytes"),
+    Option("parse_timeout", _pos_float, 60.0, "seconds a parse may run before it is a failure "
+           "(ParseTimeout)"),
+    Option("max_crashes", _pos_int, 3, "deliveries of a seed that killed or hung its worker "
+           "before it is stored as WorkerCrashed"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 CONNECTION = [o for o in OPTIONS if o.connection]

@@ -1,4 +1,4 @@
-"""Where the data lives: Redis clients per db role, the store, and the embedded default."""
+"""Where the data lives: the Redis URL and store URI to use, configured or embedded."""
 import logging
 import re
 import socket
@@ -81,47 +81,3 @@ def _port_open(host, port, timeout=0.3):
     except OSError:
         return False
 
-
-class Redis:
-    """The three Redis roles of a spider: work (+ in-flight, stats), backlog and cache.
-
-    Roles on the same db share one client, so their commands can share one pipeline.
-    """
-
-    def __init__(self, url, work_db=0, backlog_db=0, cache_db=0, check=True):
-        import redis
-
-        self.url = url
-        clients = {}
-        for role, db in (("work", work_db), ("backlog", backlog_db), ("cache", cache_db)):
-            if db not in clients:
-                clients[db] = redis.Redis.from_url(url, db=db, socket_timeout=30,
-                                                   socket_connect_timeout=5, health_check_interval=30)
-            setattr(self, role, clients[db])
-        self.single = len(clients) == 1
-        if check:
-            try:
-                self.work.ping()
-            except redis.RedisError as exc:
-                raise ConnectionFailed("Redis at %s does not answer: %s" % (mask(url), exc)) from None
-
-    @classmethod
-    def from_settings(cls, settings, url=None, check=True):
-        url = url or resolve_redis(settings)
-        base = _url_db(url)
-        dbs = [getattr(settings, o) if o in settings.configured else base
-               for o in ("work_queue", "backlog_queue", "cache_db")]
-        return cls(url, *dbs, check=check)
-
-    def close(self):
-        for client in {id(c): c for c in (self.work, self.backlog, self.cache)}.values():
-            client.close()
-
-
-def _url_db(url):
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        match = re.search(r"[?&]db=(\d+)", url)
-        return int(match.group(1)) if match else 0
-    path = parts.path.strip("/")
-    return int(path) if path.isdigit() else 0

@@ -31,3 +31,27 @@ class HTTPStatusError(MicrospiderError):
 
 class MalformedSeed(MicrospiderError, ValueError):
     """A queued seed that cannot be decoded; it goes to quarantine."""
+
+
+class ParseTimeout(MicrospiderError):
+    """``parse`` ran past ``--parse-timeout``; stored as a parse failure with this error name."""
+
+
+class WorkerCrashed(MicrospiderError):
+    """A seed killed or hung its worker process ``--max-crashes`` times; stored with this name."""
+
+
+class ProxyError(ConfigError):
+    """A proxy URL, file or set that cannot be used."""
+
+
+class MigrateError(ConfigError):
+    """A migrate file that cannot be read or written; nothing was loaded."""
+
+
+class NoProxy(FetchError):
+    """No proxy of the pool is usable right now."""
+
+
+class BadSeed(MicrospiderError, ValueError):
+    """A Seed built with a bad URL, method or field."""

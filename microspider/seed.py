@@ -13,7 +13,7 @@ import hashlib
 import json
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .errors import MalformedSeed
+from .errors import BadSeed, MalformedSeed
 
 SCHEMA_VERSION = 1
 METHODS = ("GET", "POST")
@@ -30,13 +30,12 @@ FIELDS = {
     "meta": dict,
     "age": lambda: 0,
 }
-_DICT_FIELDS = ("headers", "cookies", "query", "meta")
 
 
 class Seed:
     """A request: url, method, headers, cookies, query, data, meta and age.
 
-    Raises ValueError for a URL that is not http(s) or a method other than GET/POST.
+    Raises BadSeed (a ValueError) for a URL that is not http(s) or a method other than GET/POST.
     ``meta`` and ``age`` do not change the fingerprint.
     """
 
@@ -50,12 +49,12 @@ class Seed:
         self.cookies = _check_dict("cookies", cookies)
         self.query = _check_dict("query", query)
         if data is not None and not isinstance(data, (dict, str)):
-            raise ValueError("seed data must be a dict (form) or a str (raw body), not %s"
+            raise BadSeed("seed data must be a dict (form) or a str (raw body), not %s"
                              % type(data).__name__)
         self.data = data
         self.meta = _check_dict("meta", meta)
         if isinstance(age, bool) or not isinstance(age, int) or age < 0:
-            raise ValueError("seed age must be a non-negative int, not %r" % (age,))
+            raise BadSeed("seed age must be a non-negative int, not %r" % (age,))
         self.age = age
         self.extra = extra or {}
         self._digest = None
@@ -77,9 +76,9 @@ class Seed:
     def from_dict(cls, obj):
         """Build a seed from a decoded JSON object; ValueError if it is not one."""
         if not isinstance(obj, dict):
-            raise ValueError("a seed must be a JSON object, not %s" % type(obj).__name__)
+            raise BadSeed("a seed must be a JSON object, not %s" % type(obj).__name__)
         if "url" not in obj:
-            raise ValueError("a seed needs a 'url'")
+            raise BadSeed("a seed needs a 'url'")
         known = {k: obj[k] for k in FIELDS if k in obj}
         extra = {k: v for k, v in obj.items() if k not in FIELDS and k != "v"}
         return cls(extra=extra, **known)
@@ -173,20 +172,20 @@ def _query_items(mapping):
 
 def _check_url(url):
     if not isinstance(url, str):
-        raise ValueError("seed url must be a string, not %s" % type(url).__name__)
+        raise BadSeed("seed url must be a string, not %s" % type(url).__name__)
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError("seed url must be an absolute http(s) URL, not %r" % url)
+        raise BadSeed("seed url must be an absolute http(s) URL, not %r" % url)
     try:
         parts.port
     except ValueError:
-        raise ValueError("seed url has a bad port: %r" % url) from None
+        raise BadSeed("seed url has a bad port: %r" % url) from None
     return url.strip()
 
 
 def _check_method(method):
     if not isinstance(method, str) or method.upper() not in METHODS:
-        raise ValueError("seed method must be GET or POST, not %r" % (method,))
+        raise BadSeed("seed method must be GET or POST, not %r" % (method,))
     return method.upper()
 
 
@@ -194,5 +193,5 @@ def _check_dict(name, value):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError("seed %s must be a dict, not %s" % (name, type(value).__name__))
+        raise BadSeed("seed %s must be a dict, not %s" % (name, type(value).__name__))
     return value

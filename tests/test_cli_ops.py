@@ -10,10 +10,12 @@ import time
 
 import pytest
 
-from microspider import Seed, keys
+from microspider import Seed
+
+from microspider.state import keys
 from microspider.cli import main
-from microspider.ops import STAT_KEYS, watch
-from microspider.queues import Queues
+from microspider.ops.stats import STAT_KEYS, watch
+from microspider.state import SpiderState
 from microspider.store import failure_doc, open_store
 
 NAME = "shop"
@@ -357,12 +359,12 @@ def test_clear_removes_what_is_picked_and_says_how_much(ms, env, r):
 
 
 def test_clear_all_refuses_live_workers_then_forgets_the_spider(ms, env, redis_url, r):
-    from microspider.connection import Redis
+    from microspider.state import Redis
 
     fill(r, env)
     register(r, "downstream")
     r.sadd(keys.upstream("downstream"), NAME, "city")
-    queues = Queues(Redis(redis_url), NAME)
+    queues = SpiderState(Redis(redis_url), NAME)
     queues.register_worker("w1")
     queues.take("w1", 1)
     code, _, err = ms("clear", "-y", "--all", NAME)

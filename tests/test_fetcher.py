@@ -9,7 +9,7 @@ import requests
 from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
-from microspider.fetcher import Fetcher
+from microspider.crawl.fetcher import Fetcher
 from tests.servers import Site
 
 

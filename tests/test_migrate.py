@@ -7,11 +7,13 @@ import os
 import pytest
 import redis
 
-from microspider import Seed, keys
+from microspider import Seed
+
+from microspider.state import keys
 from microspider.cli import main
-from microspider.migrate import FORMAT, decode, encode
-from microspider.queues import Queues
-from microspider.connection import Redis
+from microspider.ops.migrate import FORMAT, decode, encode
+from microspider.state import SpiderState
+from microspider.state import Redis
 from microspider.store import failure_doc, open_store
 
 NAME = "hotel"
@@ -115,7 +117,7 @@ def test_output_never_overwrites_and_refuses_a_running_crawl(envs, capsys, redis
     path.write_bytes(b"precious")
     code, _, err = ms(capsys, "migrate", "-m", "output", "-f", str(path), *envs["source"], NAME)
     assert code == 2 and "exists" in err and path.read_bytes() == b"precious"
-    Queues(Redis(redis_url), NAME).register_worker("w1")
+    SpiderState(Redis(redis_url), NAME).register_worker("w1")
     code, _, err = ms(capsys, "migrate", "-m", "output", "-f", str(envs["path"] / "y.gz"),
                       *envs["source"], NAME)
     assert code == 2 and "live workers" in err and not os.path.exists(envs["path"] / "y.gz")

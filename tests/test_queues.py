@@ -4,10 +4,15 @@ import threading
 
 import pytest
 
-from microspider import Seed, keys
-from microspider.connection import Redis
-from microspider.queues import Outcome, Queues, backlog_score, retry_delay
-from microspider.relay import NEVER, WHEN_EMPTY, Relay
+from microspider import Seed
+
+from microspider.state import keys
+from microspider.state import Redis
+from microspider.crawl.outcome import Outcome
+from microspider.crawl.relay import backlog_score, retry_delay
+from microspider.state import SpiderState
+from microspider.config import Settings
+from microspider.crawl.relay import NEVER, WHEN_EMPTY, Relay
 
 
 @pytest.fixture
@@ -22,7 +27,7 @@ def seeds(n, prefix="http://a.com/"):
 
 
 def test_take_moves_seeds_into_the_workers_in_flight_list(conn, r):
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(5))
     taken = q.take("w1", 3)
     assert [Seed.from_json(x).url for x in taken] == ["http://a.com/0", "http://a.com/1", "http://a.com/2"]
@@ -32,7 +37,7 @@ def test_take_moves_seeds_into_the_workers_in_flight_list(conn, r):
 
 
 def test_requeue_puts_in_flight_back_at_the_head_in_order(conn, r):
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(4))
     taken = q.take("w1", 2)
     assert q.requeue_inflight("w1") == 2
@@ -41,7 +46,7 @@ def test_requeue_puts_in_flight_back_at_the_head_in_order(conn, r):
 
 
 def test_reclaim_only_touches_workers_whose_heartbeat_expired(conn, r):
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(6))
     q.heartbeat(["dead"], now=1000.0)
     q.heartbeat(["alive"], now=5000.0)
@@ -54,20 +59,23 @@ def test_reclaim_only_touches_workers_whose_heartbeat_expired(conn, r):
     assert r.zrange(keys.workers("s"), 0, -1) == [b"alive"]
 
 
+SETTINGS = Settings(max_age=5, relay_delay=1.0)
+
+
 def test_outcome_commit_writes_everything_and_acknowledges(conn, r):
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(3))
     a, b, c = q.take("w", 3)
     out = Outcome("s")
     ok = Seed.from_json(a)
-    out.finish(a); out.cache(ok); out.send("other", Seed("http://b.com/")); out.link("other")
+    out.finish(a); out.succeeded(ok, [("other", Seed("http://b.com/"))])
     out.count("ok"); out.pages += 1
-    out.finish(b); out.to_backlog(Seed.from_json(b).replace(age=1), 123.0)
+    out.finish(b); out.backlogged(Seed.from_json(b), SETTINGS, now=100.0)
     out.finish(c); out.to_quarantine(c)
-    out.commit(q, "w", now=1000.0)
+    q.commit(out, "w", now=1000.0)
     assert r.llen(keys.inflight("s", "w")) == 0
-    assert q.cached([ok.cache_key, Seed("http://x.com/").cache_key]) == [True, False]
-    assert r.zscore(keys.backlog("s"), Seed.from_json(b).replace(age=1).to_json()) == 123.0
+    assert q.cache.contains([ok.cache_key, Seed("http://x.com/").cache_key]) == [True, False]
+    assert r.zscore(keys.backlog("s"), Seed.from_json(b).replace(age=1).to_json()) == 101.0
     assert r.lrange(keys.quarantine("s"), 0, -1) == [c]
     assert r.smembers(keys.upstream("other")) == {b"s"}
     assert r.hget(keys.stats("s"), "ok") == b"1" and r.hget(keys.pages("s"), "200") == b"1"
@@ -76,16 +84,16 @@ def test_outcome_commit_writes_everything_and_acknowledges(conn, r):
 
 def test_outcome_across_dbs(redis_url, r):
     conn = Redis(redis_url, work_db=1, backlog_db=2, cache_db=3)
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(2))
     a, b = q.take("w", 2)
     out = Outcome("s")
-    out.finish(a); out.cache(Seed.from_json(a))
-    out.finish(b); out.to_backlog(Seed.from_json(b), 5.0)
-    out.commit(q, "w")
+    out.finish(a); out.succeeded(Seed.from_json(a), [])
+    out.finish(b); out.backlogged(Seed.from_json(b), SETTINGS, now=4.0)
+    q.commit(out, "w")
     assert conn.cache.scard(keys.cache("s")) == 1 and conn.work.scard(keys.cache("s")) == 0
     assert conn.backlog.zcard(keys.backlog("s")) == 1 and conn.work.llen(keys.inflight("s", "w")) == 0
-    relay = Relay(conn, "s")
+    relay = Relay(SpiderState(conn, "s"))
     assert relay.move_due(now=10.0) == 1 and conn.work.llen(keys.work("s")) == 1
     conn.close()
 
@@ -104,8 +112,8 @@ def fill_backlog(r, entries):
 
 def test_relay_moves_due_seeds_only_and_never_parked_ones(conn, r):
     fill_backlog(r, [(1, 50.0), (2, 150.0), (6, math.inf)])
-    relay = Relay(conn, "s", max_age=5)
-    assert relay.counts(now=100.0) == (1, 1, 1)
+    relay = Relay(SpiderState(conn, "s"), max_age=5)
+    assert relay.backlog.counts(100.0) == (1, 1, 1)
     assert relay.move_due(now=100.0) == 1
     assert relay.move_due(now=200.0) == 1
     assert relay.move_due(now=1e12) == 0
@@ -115,18 +123,18 @@ def test_relay_moves_due_seeds_only_and_never_parked_ones(conn, r):
 def test_relay_mode_when_empty_and_never(conn, r):
     fill_backlog(r, [(1, 1.0)])
     r.rpush(keys.work("s"), Seed("http://busy.com/").to_json())
-    assert Relay(conn, "s", mode=WHEN_EMPTY).move_due(now=10.0) == 0
-    assert Relay(conn, "s", mode=NEVER).move_due(now=10.0) == 0
+    assert Relay(SpiderState(conn, "s"), mode=WHEN_EMPTY).move_due(now=10.0) == 0
+    assert Relay(SpiderState(conn, "s"), mode=NEVER).move_due(now=10.0) == 0
     r.delete(keys.work("s"))
-    assert Relay(conn, "s", mode=NEVER).move_due(now=10.0) == 0
-    assert Relay(conn, "s", mode=WHEN_EMPTY).move_due(now=10.0) == 1
+    assert Relay(SpiderState(conn, "s"), mode=NEVER).move_due(now=10.0) == 0
+    assert Relay(SpiderState(conn, "s"), mode=WHEN_EMPTY).move_due(now=10.0) == 1
 
 
 def test_unpark_and_move_all(conn, r):
     fill_backlog(r, [(6, math.inf), (9, math.inf), (2, 500.0)])
-    relay = Relay(conn, "s", max_age=7, relay_delay=1.0)
+    relay = Relay(SpiderState(conn, "s"), max_age=7, relay_delay=1.0)
     assert relay.unpark(now=100.0) == 1            # age 6 <= 7 comes back, age 9 stays
-    assert relay.counts(now=100.0) == (0, 2, 1)
+    assert relay.backlog.counts(100.0) == (0, 2, 1)
     assert relay.move_all(reset_age=True) == 3
     ages = sorted(Seed.from_json(x).age for x in r.lrange(keys.work("s"), 0, -1))
     assert ages == [0, 0, 0] and r.zcard(keys.backlog("s")) == 0
@@ -139,7 +147,7 @@ def test_concurrent_relays_move_each_seed_exactly_once(redis_url, r):
 
     def relay_all():
         c = Redis(redis_url)
-        moved.append(Relay(c, "s").move_due(now=1000.0))
+        moved.append(Relay(SpiderState(c, "s")).move_due(now=1000.0))
         c.close()
 
     threads = [threading.Thread(target=relay_all) for _ in range(4)]
@@ -155,12 +163,12 @@ def test_concurrent_relays_move_each_seed_exactly_once(redis_url, r):
 def test_unpark_reaches_every_parked_seed_in_one_call(conn, r):
     # mixed: half stay parked (over age), half come back; more than one batch of each
     fill_backlog(r, [(9 if i % 2 else 3, math.inf) for i in range(5000)])
-    assert Relay(conn, "s", max_age=5).unpark(now=100.0) == 2500
-    assert Relay(conn, "s").counts(now=100.0) == (0, 2500, 2500)
+    assert Relay(SpiderState(conn, "s"), max_age=5).unpark(now=100.0) == 2500
+    assert SpiderState(conn, "s").backlog.counts(100.0) == (0, 2500, 2500)
 
 
 def test_requeue_unheld_returns_seeds_of_a_lost_take(conn, r):
-    q = Queues(conn, "s")
+    q = SpiderState(conn, "s")
     q.push(seeds(6))
     held = q.take("w", 2)
     q.take("w", 3)                                     # its reply "never arrived"

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from microspider import keys
-from microspider.ratelimit import HostRateLimiter, RateLimiter
+from microspider.state import keys
+from microspider.state import Redis, SpiderState
+from microspider.state.ratelimit import RateLimiter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,8 +78,8 @@ def test_rate_given_as_text_is_accepted(r):
     assert RateLimiter(r, "bucket", rate="2.5").rate == 2.5
 
 
-def test_spider_bucket_lives_at_its_key_and_expires_when_idle(r):
-    limiter = RateLimiter.for_spider(r, "hotel", rate=4)
+def test_spider_bucket_lives_at_its_key_and_expires_when_idle(r, redis_url):
+    limiter = SpiderState(Redis(redis_url), "hotel").rate_limiter(4)
     limiter.reserve()
     limiter.reserve()
     key = keys.ratelimit("hotel")
@@ -92,8 +93,8 @@ def test_server_clock_is_the_only_clock(r):
     assert abs(int(r.hget("bucket", "ts")) - (seconds * 1_000_000 + micros)) < 1_000_000
 
 
-def test_host_buckets_are_separate(r):
-    limiter = HostRateLimiter(r, "hotel", rate=1)
+def test_host_buckets_are_separate(r, redis_url):
+    limiter = SpiderState(Redis(redis_url), "hotel").host_rate_limiter(1)
     assert limiter.reserve("a.example") == 0.0
     assert limiter.reserve("b.example") == 0.0
     assert limiter.reserve("a.example") > 0.9
@@ -101,15 +102,15 @@ def test_host_buckets_are_separate(r):
     assert limiter.for_host("b.example").reserve() > 0.9
 
 
-def test_for_host_limiter_uses_the_host_key(r):
-    bound = HostRateLimiter(r, "hotel", rate=2, burst=4).for_host("a.example")
+def test_for_host_limiter_uses_the_host_key(r, redis_url):
+    bound = SpiderState(Redis(redis_url), "hotel").host_rate_limiter(2, burst=4).for_host("a.example")
     assert (bound.key, bound.rate, bound.burst) == (keys.ratelimit("hotel", "a.example"), 2.0, 4.0)
 
 
 SENDER = r"""
 import json, sys, threading, time
 import redis
-from microspider.ratelimit import RateLimiter
+from microspider.state.ratelimit import RateLimiter
 
 url, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 limiter = RateLimiter(redis.Redis.from_url(url), "shared", rate=20)

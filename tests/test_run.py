@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from microspider import Seed, keys
+from microspider import Seed
+
+from microspider.state import keys
 from microspider.store import open_store
 from tests.crawl import children, finish, microspider, start, stat, write_spider
 from tests.servers import Site, wait_until

@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from microspider import keys
+from microspider.state import keys
 from microspider.store import open_store
 from tests.crawl import finish, microspider, start, write_spider
 from tests.proxyserver import ProxyServer

@@ -24,7 +24,9 @@ import threading
 import pytest
 import redis as redislib
 
-from microspider import embedded, keys
+from microspider import embedded
+
+from microspider.state import keys
 from microspider.store import open_store
 from tests.crawl import microspider, write_spider
 from tests.servers import RedisServer, Site, free_port, redis_server_binary, wait_until

@@ -29,8 +29,10 @@ import time
 import requests
 
 from examples.ctrip.check import SHOW, check
-from microspider import embedded, ops
-from microspider.connection import DEFAULT_REDIS, Redis
+from microspider import embedded
+from microspider.ops import stats
+from microspider.connection import DEFAULT_REDIS
+from microspider.state import Redis
 from microspider.store import open_store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -203,7 +205,7 @@ class Watcher:
         """{spider: the ``stat --json`` object}, or None before the Redis is up."""
         if self.redis is None and not self.connect():
             return None
-        return {name: ops.stat(self.redis, self.stores[name], name) for name, _ in SPIDERS}
+        return {name: stats.stat(self.redis, self.stores[name], name) for name, _ in SPIDERS}
 
     def close(self):
         for store in self.stores.values():

@@ -17,7 +17,7 @@ import collections
 import dataclasses
 from urllib.parse import urljoin
 
-from microspider import keys
+from microspider.state import keys
 from microspider.seed import Seed
 from microspider.store import open_store
 

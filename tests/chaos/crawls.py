@@ -14,7 +14,9 @@ import sqlite3
 import stat
 import time
 
-from microspider import embedded, keys
+from microspider import embedded
+
+from microspider.state import keys
 from tests.chaos.harness import ChaosRedis, Processes, worker_id_of
 from tests.chaos.redisproxy import ReplyDropper
 from tests.chaos.trial import CtripTrial, run_trial

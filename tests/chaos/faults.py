@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from microspider import keys
+from microspider.state import keys
 from microspider.seed import Seed
 from tests.chaos import check
 from tests.chaos.harness import ChaosRedis, Crawl, Processes

@@ -12,7 +12,7 @@ import time
 
 import redis as redislib
 
-from microspider import keys
+from microspider.state import keys
 from tests.crawl import cli_env, command
 from tests.servers import RedisServer, redis_server_binary, wait_until
 
@@ -92,7 +92,7 @@ def worker_id_of(pid):
     """The microspider worker id of a worker process, from its environment (None if gone)."""
     import json
 
-    from microspider.runner import JOB_ENV
+    from microspider.crawl.bootstrap import JOB_ENV
 
     try:
         with open("/proc/%d/environ" % pid, "rb") as f:

@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 
-from microspider import keys, status
-from microspider.queues import backlog_score
+from microspider.ops import stats as status
+
+from microspider.state import keys
+from microspider.crawl.relay import backlog_score
 from tests.chaos.harness import ChaosRedis, Roles
 from tests.chaos.trial import run_trial
 from tests.crawl import ROOT, cli_env
@@ -140,12 +142,13 @@ def _account(result, work, backlog, due, stays, moved):
 
 def main(argv):
     """One relay process: wait for the common start instant, unpark, move what is due, print JSON."""
-    from microspider.connection import Redis
-    from microspider.relay import Relay
+    from microspider.state import Redis
+    from microspider.crawl.relay import Relay
+    from microspider.state import SpiderState
 
     url, name, work_db, backlog_db, now, start, unpark = argv
     redis = Redis(url, work_db=int(work_db), backlog_db=int(backlog_db), cache_db=int(work_db))
-    relay = Relay(redis, name, max_age=MAX_AGE, relay_delay=1.0)
+    relay = Relay(SpiderState(redis, name), max_age=MAX_AGE, relay_delay=1.0)
     time.sleep(max(0.0, float(start) - time.time()))
     began = time.monotonic()
     unparked = relay.unpark(now=float(now)) if unpark == "1" else 0

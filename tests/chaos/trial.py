@@ -146,7 +146,7 @@ class CtripTrial:
                 self.crawl.start_run(name, workers=self.WORKERS[name])
 
     def _stuck(self):
-        from microspider import status
+        from microspider.ops import stats as status
 
         parts = []
         for name, _ in self.crawl.spiders:

@@ -4,7 +4,7 @@ import time
 
 import click
 
-from .cli import Env, _say, cli, connection_options, handle_errors
+from .common import Env, cli, connection_options, handle_errors, say
 
 CHECK_URL = "http://127.0.0.1/"
 
@@ -26,13 +26,13 @@ def _set_options(f):
 @handle_errors
 def add(key, urls, url_file, **flags):
     """Add proxy URLs to the Redis set KEY (every URL is checked first)."""
-    from .proxies import add_proxies
+    from ..proxies import add_proxies
 
     urls = list(urls) + [l.strip() for l in (url_file or ()) if l.strip() and not l.startswith("#")]
     if not urls:
         raise click.UsageError("give proxy URLs or --file FILE")
     added = add_proxies(Env(None, flags).redis.work, key, urls)
-    _say("%s: %d proxies added (%d already there)" % (key, added, len(set(urls)) - added))
+    say("%s: %d proxies added (%d already there)" % (key, added, len(set(urls)) - added))
 
 
 @proxy.command("remove")
@@ -41,9 +41,9 @@ def add(key, urls, url_file, **flags):
 @handle_errors
 def remove(key, urls, **flags):
     """Remove proxy URLs (and their stats) from the Redis set KEY."""
-    from .proxies import remove_proxies
+    from ..proxies import remove_proxies
 
-    _say("%s: %d proxies removed" % (key, remove_proxies(Env(None, flags).redis.work, key, urls)))
+    say("%s: %d proxies removed" % (key, remove_proxies(Env(None, flags).redis.work, key, urls)))
 
 
 @proxy.command("list")
@@ -52,7 +52,7 @@ def remove(key, urls, **flags):
 @handle_errors
 def list_command(key, as_json, **flags):
     """The proxies of the Redis set KEY with score, successes, failures, benched-until."""
-    from .proxies import list_proxies
+    from ..proxies import list_proxies
 
     rows = list_proxies(Env(None, flags).redis.work, key)
     if as_json:
@@ -76,7 +76,7 @@ def list_command(key, as_json, **flags):
 @handle_errors
 def check(source, url, timeout, concurrency, **flags):
     """Fetch --url through every proxy of SOURCE (URL, file, set:KEY or redis://...#KEY) at once."""
-    from .proxies import ProxyPool, check_proxies
+    from ..proxies import ProxyPool, check_proxies
 
     redis = Env(None, flags).redis.work if source.startswith("set:") else None
     pool = ProxyPool.from_source(source, redis=redis)
@@ -87,4 +87,4 @@ def check(source, url, timeout, concurrency, **flags):
         click.echo("%-40s %-4s %9s %s" % (row["proxy"], "yes" if row["ok"] else "no", latency,
                                           row["error"] or ""))
     good = sum(r["ok"] for r in rows)
-    _say("%d of %d proxies answered %s" % (good, len(rows), url))
+    say("%d of %d proxies answered %s" % (good, len(rows), url))

@@ -30,10 +30,9 @@ import os
 import time
 import zlib
 
-from . import keys
-from .errors import ConfigError
-from .queues import Queues
-from .spider import NAME_RE
+from ..errors import ConfigError, MigrateError
+from ..spider import NAME_RE
+from ..state import SpiderState
 
 FORMAT, VERSION = "microspider-migrate", 1
 SECTIONS = ("upstream", "cache", "work", "backlog", "quarantine", "failures", "items")
@@ -42,8 +41,6 @@ DOC_BYTES = 8 << 20        # ... or fewer documents, when their bodies add up to
 TAGS = ("$bytes", "$esc")
 
 
-class MigrateError(ConfigError):
-    """A file that is not a complete migrate file of this version; nothing was written."""
 
 
 # -- output -----------------------------------------------------------------------
@@ -55,7 +52,7 @@ def write(redis, store, name, path, now=None):
     """
     if os.path.exists(path):
         raise ConfigError("%s exists; migrate never overwrites a file" % path)
-    live = Queues(redis, name).live_workers()
+    live = SpiderState(redis, name).live_workers()
     if live:
         raise ConfigError("%s has %d live workers: stop its run before migrating it" % (name, live))
     counts = dict.fromkeys(SECTIONS, 0)
@@ -81,45 +78,23 @@ def _put(f, record):
 
 def _export(redis, store, name):
     """(section, chunk of encoded entries), streaming every source."""
-    upstream = sorted(redis.work.smembers(keys.upstream(name)))
+    state = SpiderState(redis, name)
+    upstream = state.upstreams()
     if upstream:
-        yield "upstream", [_value(m) for m in upstream]
-    for chunk in _chunks(redis.cache.sscan_iter(keys.cache(name), count=CHUNK)):
+        yield "upstream", upstream
+    for chunk in state.cache.chunks():
         yield "cache", [base64.b64encode(m).decode("ascii") for m in chunk]
-    inflight = sorted(redis.work.scan_iter(match=keys.inflight(name, "*"), count=CHUNK))
-    for key in [keys.work(name)] + [k.decode() for k in inflight]:
-        for chunk in _ranges(lambda a, b: redis.work.lrange(key, a, b)):
+    for chunks in (state.queue_chunks("work"), state.inflight_chunks()):
+        for chunk in chunks:
             yield "work", [_value(raw) for raw in chunk]
-    for chunk in _ranges(lambda a, b: redis.backlog.zrange(keys.backlog(name), a, b, withscores=True)):
+    for chunk in state.backlog.chunks(withscores=True):
         yield "backlog", [[_value(raw), _score(score)] for raw, score in chunk]
-    for chunk in _ranges(lambda a, b: redis.work.lrange(keys.quarantine(name), a, b)):
+    for chunk in state.queue_chunks("quarantine"):
         yield "quarantine", [_value(raw) for raw in chunk]
     for chunk in _doc_chunks(store.iter_failures()):
         yield "failures", chunk
     for chunk in _doc_chunks(store.iter_items()):
         yield "items", chunk
-
-
-def _ranges(read):
-    start = 0
-    while True:
-        chunk = read(start, start + CHUNK - 1)
-        if chunk:
-            yield chunk
-        if len(chunk) < CHUNK:
-            return
-        start += CHUNK
-
-
-def _chunks(iterator):
-    chunk = []
-    for value in iterator:
-        chunk.append(value)
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _doc_chunks(docs):
@@ -239,21 +214,21 @@ def load(redis, store, path, name):
     Call ``check`` first: this pass writes as it reads.
     """
     loaded = dict.fromkeys(SECTIONS, 0)
-    redis.work.sadd(keys.SPIDERS, name)
+    state = SpiderState(redis, name)
+    state.register()
     for _, section, data, _ in _records(path):
         if not data:
             continue
         if section == "upstream":
-            redis.work.sadd(keys.upstream(name), *data)
-            redis.work.sadd(keys.SPIDERS, *data)
+            state.add_upstreams(data)
         elif section == "cache":
-            redis.cache.sadd(keys.cache(name), *data)
+            state.cache.load(data)
         elif section == "work":
-            redis.work.rpush(keys.work(name), *data)
+            state.push_raw(data)
         elif section == "backlog":
-            redis.backlog.zadd(keys.backlog(name), dict(data))
+            state.backlog.add(dict(data))
         elif section == "quarantine":
-            redis.work.rpush(keys.quarantine(name), *data)
+            state.quarantine(data)
         elif section == "failures":
             store.load_failures(data)
         else:

@@ -3,53 +3,111 @@
 One feeder greenlet takes batches of seeds into this worker's in-flight record,
 ``pool`` greenlets fetch and parse them, and one flusher greenlet writes the
 outcomes in batches: the store first (items, failures), then one Redis
-pipeline (cache, backlog, sends, counters) that ends by acknowledging the seeds.
-A seed is acknowledged only after its outcome is stored, so a crash at any
-point leaves it in flight, to be requeued.
+transaction (cache, backlog, sends, counters) that ends by acknowledging the
+seeds.  A seed is acknowledged only after its outcome is stored, so a crash at
+any point leaves it in flight, to be requeued.
+
+A parse that runs past ``--parse-timeout`` is a parse failure (``ParseTimeout``):
+a gevent Timeout ends one that yields, and ``check_parse_timeout`` (called
+from a SIGALRM handler that the process entry installs) ends one that never
+yields.  The worker tells its supervisor, through a ``Monitor``, which seeds it
+is processing and that it is alive, so a seed that kills or hangs the whole
+process can be named.
 """
 import collections
 import logging
 import os
 import time
-import traceback
 
 import gevent
 import gevent.event
 import gevent.queue
 import redis as redislib
 
-from .errors import FetchError, HTTPStatusError, MalformedSeed, StoreError
-from .fetcher import NoProxy
-from .queues import Outcome, Queues, backlog_score
-from .seed import Seed
-from .spider import collect
-from .store import failure_doc
+from ..errors import FetchError, MalformedSeed, NoProxy, StoreError
+from ..seed import Seed
+from ..state import SpiderState
+from ..store import failure_doc
+from .outcome import Outcome, parse_failure, parse_response
 
 log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
 IDLE_MAX = 0.5
+BEAT_EVERY = 1.0
 REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
 SHUTDOWN_ATTEMPTS = 8     # Redis retries while stopping (about 15 s)
+
+
+class ParseInterrupt(BaseException):
+    """Raised into a parse past its timeout; a BaseException so a bare ``except Exception`` in parse cannot swallow it."""
+
+
+class Monitor:
+    """Tells the supervisor what this worker processes, one short line per event, through a pipe.
+
+    ``S fp`` processing starts, ``P fp`` parse starts, ``D fp`` done, ``B`` alive.
+    Without a pipe (tests, a worker started by hand) it does nothing.
+    """
+
+    def __init__(self, fd=None):
+        self.fd = fd
+        if fd is not None:
+            os.set_blocking(fd, False)
+
+    def _say(self, line):
+        if self.fd is None:
+            return
+        data = line.encode("ascii") + b"\n"
+        while data:
+            try:
+                data = data[os.write(self.fd, data):]
+            except BlockingIOError:
+                gevent.sleep(0.001)  # the supervisor reads this pipe continuously; never lose a line
+            except OSError:           # the supervisor is gone: _watch_parent stops us
+                self.fd = None
+                return
+
+    def start(self, fingerprint):
+        self._say("S " + fingerprint)
+
+    def parsing(self, fingerprint):
+        self._say("P " + fingerprint)
+
+    def done(self, fingerprint):
+        self._say("D " + fingerprint)
+
+    def beat(self):
+        self._say("B")
+
+    def beat_forever(self):
+        """Say "alive" every BEAT_EVERY seconds (a greenlet; silence means a blocked process)."""
+        while True:
+            self.beat()
+            gevent.sleep(BEAT_EVERY)
 
 
 class Worker:
     """Runs one spider in this process until ``stop()``."""
 
-    def __init__(self, spider, settings, redis, store, worker_id, fetcher, proxies=None):
+    def __init__(self, spider, settings, redis, store, worker_id, fetcher, proxies=None,
+                 monitor=None, clock=time.monotonic, now=time.time):
         self.spider = spider
         self.settings = settings
         self.name = spider.name
-        self.queues = Queues(redis, self.name)
+        self.state = SpiderState(redis, self.name)
         self.store = store
         self.id = worker_id
         self.fetcher = fetcher
         self.proxies = proxies
+        self.monitor = monitor or Monitor()
+        self.clock, self.now = clock, now
         self.local = gevent.queue.Queue()
         self.records = []
         self.unfinished = 0           # taken and not yet processed (acknowledged or not)
         self.holding = collections.Counter()  # raw seeds taken and not yet acknowledged
         self.take_failed = False      # a take may have run without its reply reaching us
         self.linked = set()           # spiders we already recorded as our downstream
+        self.parsing = {}             # greenlet -> when its parse started (clock)
         self.stopping = False
         self.done = gevent.event.Event()
         self.paused_until = 0.0       # no usable proxy: take nothing until then
@@ -58,7 +116,7 @@ class Worker:
 
     # -- life cycle ------------------------------------------------------------
     def run(self):
-        self._retry_redis(lambda: self.queues.register_worker(self.id), "register")
+        self._retry_redis(lambda: self.state.register_worker(self.id), "register")
         workers = [gevent.spawn(self._process_loop) for _ in range(self.settings.pool)]
         feeder = gevent.spawn(self._feed)
         flusher = gevent.spawn(self._flush_loop)
@@ -78,7 +136,7 @@ class Worker:
         except Exception as exc:  # what could not be written stays in flight, requeued below
             log.error("%s: last acknowledgement failed: %r", self.name, exc)
             self.failed = True
-        self._retry_redis(lambda: self.queues.unregister_worker(self.id), "requeue in-flight seeds",
+        self._retry_redis(lambda: self.state.unregister_worker(self.id), "requeue in-flight seeds",
                           attempts=SHUTDOWN_ATTEMPTS)
         self.fetcher.close()
 
@@ -101,7 +159,7 @@ class Worker:
             if self.unfinished > pool:
                 gevent.sleep(0.005)
                 continue
-            pause = self.paused_until - time.monotonic()
+            pause = self.paused_until - self.clock()
             if pause > 0:
                 gevent.sleep(min(pause, 1.0))
                 continue
@@ -120,13 +178,13 @@ class Worker:
 
     def _take(self, n):
         try:
-            return self.queues.take(self.id, n)
+            return self.state.take(self.id, n)
         except REDIS_DOWN:
             self.take_failed = True
             raise
 
     def _requeue_unheld(self):
-        moved = self.queues.requeue_unheld(self.id, list(self.holding.elements()))
+        moved = self.state.requeue_unheld(self.id, list(self.holding.elements()))
         self.take_failed = False
         if moved:
             log.warning("%s: %d seeds of a take whose reply was lost went back to the queue",
@@ -142,7 +200,8 @@ class Worker:
                 self._record("bad", raw)
         if self.settings.no_cache or not decoded:
             return decoded
-        flags = self._retry_redis(lambda: self.queues.cached([s.cache_key for _, s in decoded]), "cache")
+        flags = self._retry_redis(lambda: self.state.cache.contains([s.cache_key for _, s in decoded]),
+                                  "cache")
         fresh = []
         for (raw, seed), hit in zip(decoded, flags):
             if hit:
@@ -155,6 +214,7 @@ class Worker:
     def _process_loop(self):
         while True:
             raw, seed = self.local.get()
+            self.monitor.start(seed.fingerprint)
             try:
                 self._process(raw, seed)
             except gevent.GreenletExit:
@@ -162,13 +222,15 @@ class Worker:
             except BaseException:  # a bug of ours must not shrink the pool or strand the seed
                 log.exception("%s: unexpected error on %s; the seed goes to the backlog", self.name, seed)
                 self._record("fetch_failed", raw, seed, "fetch_failures")
+            finally:
+                self.monitor.done(seed.fingerprint)
 
     def _process(self, raw, seed):
         try:
             response = self.fetcher.fetch(seed)
         except NoProxy as exc:
             wait = self.proxies.next_ready_in() or 5.0
-            self.paused_until = max(self.paused_until, time.monotonic() + wait)
+            self.paused_until = max(self.paused_until, self.clock() + wait)
             self._warn_once("noproxy", "%s: %s; seeds go to the backlog, taking none for %.0fs",
                             self.name, exc, wait)
             return self._record("fetch_failed", raw, seed, "no_proxy")
@@ -180,21 +242,39 @@ class Worker:
         except BaseException as exc:  # a header that cannot be encoded, an is_banned that raised
             self._warn_once("fetch", "%s: fetch of %s failed: %r", self.name, seed.url, exc)
             return self._record("fetch_failed", raw, seed, "fetch_failures")
+        self.monitor.parsing(seed.fingerprint)
         try:
-            items, sends = collect(self.spider, lambda: self._parse(response, seed))
+            items, sends = self._timed(lambda: parse_response(self.spider, response, seed))
         except gevent.GreenletExit:
             raise  # the worker is stopping: the seed stays in flight and goes back
+        except (ParseInterrupt, gevent.Timeout):
+            doc = failure_doc(seed, "ParseTimeout", "parse ran past --parse-timeout %gs"
+                              % self.settings.parse_timeout, "", response)
+            return self._record("parse_failed", raw, seed, doc)
         except BaseException as exc:  # sys.exit() or KeyboardInterrupt in parse is a parse failure too
             log.debug("%s: parse failed on %s: %r", self.name, seed.url, exc)
-            doc = failure_doc(seed, type(exc).__name__, str(exc)[:2000], traceback.format_exc(),
-                              response)
-            return self._record("parse_failed", raw, seed, doc)
+            return self._record("parse_failed", raw, seed, parse_failure(seed, exc, response))
         self._record("ok", raw, seed, (items, sends))
 
-    def _parse(self, response, seed):
-        if response.status_code >= 400 and response.status_code not in self.spider.handle_status:
-            raise HTTPStatusError("HTTP %d from %s" % (response.status_code, response.url))
-        return self.spider.parse(response, seed)
+    def _timed(self, call):
+        """Run a parse under --parse-timeout (gevent Timeout, plus the SIGALRM check)."""
+        me = gevent.getcurrent()
+        self.parsing[me] = self.clock()
+        try:
+            with gevent.Timeout(self.settings.parse_timeout):
+                return call()
+        finally:
+            self.parsing.pop(me, None)
+
+    def check_parse_timeout(self):
+        """Raise ParseInterrupt in the running greenlet if its parse is overdue (from a signal handler).
+
+        A parse that never yields keeps its greenlet running; a signal handler runs
+        in that greenlet, between two of its bytecodes, so raising here ends it.
+        """
+        started = self.parsing.get(gevent.getcurrent())
+        if started is not None and self.clock() - started > self.settings.parse_timeout:
+            raise ParseInterrupt()
 
     def _record(self, kind, raw, seed=None, payload=None):
         self.records.append((kind, raw, seed, payload))
@@ -211,7 +291,7 @@ class Worker:
         if not records:
             return
         outcome = self._outcome(records)
-        self._retry_redis(lambda: outcome.commit(self.queues, self.id), "acknowledge", attempts)
+        self._retry_redis(lambda: self.state.commit(outcome, self.id), "acknowledge", attempts)
         self.holding.subtract(outcome.done)
         self.holding += collections.Counter()  # drops the zero counts
 
@@ -233,46 +313,25 @@ class Worker:
             self._warn_once("store", "%s: %s; affected seeds stay safe in the backlog", self.name, exc)
         outcome = Outcome(self.name)
         retried, self.fetcher.retries = self.fetcher.retries, 0
-        if retried:
-            outcome.count("retried", retried)
-        now = time.time()
+        outcome.count("retried", retried)
+        now = self.now()
         for kind, raw, seed, payload in records:
             outcome.finish(raw)
             if kind == "ok" and stored:
-                self._succeeded(outcome, seed, *payload)
+                outcome.succeeded(seed, payload[1], self.settings.no_cache, self.linked)
+                outcome.count("ok")
+                outcome.pages += 1
+                outcome.count("items", len(payload[0]))
             elif kind == "cached":
                 outcome.count("cached")
             elif kind == "bad":
                 outcome.to_quarantine(raw)
-                outcome.count("quarantined")
             else:
                 counter = payload if kind == "fetch_failed" else (
                     "parse_failures" if stored else "store_errors")
                 outcome.count(counter)
-                self._backlog(outcome, seed, now)
+                outcome.backlogged(seed, self.settings, now)
         return outcome
-
-    def _succeeded(self, outcome, seed, items, sends):
-        if not self.settings.no_cache:
-            outcome.cache(seed)
-        for target, new in sends:
-            outcome.send(target, new)
-            if target not in self.linked and target != self.name:
-                outcome.link(target)
-                self.linked.add(target)
-        outcome.count("ok")
-        outcome.pages += 1
-        if items:
-            outcome.count("items", len(items))
-
-    def _backlog(self, outcome, seed, now):
-        if self.settings.no_backlog:
-            outcome.count("dropped")
-            return
-        aged = seed.replace(age=seed.age + 1)
-        outcome.to_backlog(aged, backlog_score(aged.age, self.settings.max_age,
-                                               self.settings.relay_delay, now))
-        outcome.count("backlogged")
 
     # -- helpers ---------------------------------------------------------------
     def _retry_redis(self, call, what, attempts=None):
@@ -293,7 +352,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     def _warn_once(self, topic, message, *args, every=10.0):
-        now = time.monotonic()
+        now = self.clock()
         if now - self._warned.get(topic, -every) >= every:
             self._warned[topic] = now
             log.warning(message, *args)

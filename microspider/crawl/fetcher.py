@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.util.retry import Retry
 
-from .errors import FetchError
+from ..errors import FetchError, NoProxy
 from .response import build_response
 
 # 407: the proxy refused us; retried through another one
@@ -30,8 +30,6 @@ DEFAULT_HEADERS = {"User-Agent": "microspider/0.1 (+python-urllib3)", "Accept": 
 FETCH_ERRORS = (urllib3.exceptions.HTTPError, OSError, FetchError, ValueError)
 
 
-class NoProxy(FetchError):
-    """No proxy of the pool is usable right now."""
 
 
 class Fetcher:

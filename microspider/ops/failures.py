@@ -10,15 +10,11 @@ fingerprint, since its JSON there carries another age): one streaming pass
 over the backlog at the end, O(backlog), run only when something was handled.
 """
 import collections
-import traceback
 
-from . import keys
-from .errors import HTTPStatusError
-from .queues import Outcome, Queues
-from .response import from_failure
-from .seed import Seed
-from .spider import collect
-from .store import failure_doc
+from ..crawl.outcome import Outcome, parse_failure, parse_response
+from ..crawl.response import from_failure
+from ..seed import Seed
+from ..state import SpiderState
 
 BATCH = 100           # failure documents (with their bodies) in memory at once
 SCAN = 1000
@@ -79,13 +75,12 @@ def _reparse_batch(spider, redis, store, docs, no_cache, summary):
         summary.reparsed += 1
         response = from_failure(doc)
         try:
-            found, sends = collect(spider, lambda: _parse(spider, response, seed))
+            found, sends = parse_response(spider, response, seed)
         except Exception as exc:
             summary.failing[type(exc).__name__] += 1
-            failed.append(failure_doc(seed, type(exc).__name__, str(exc)[:2000],
-                                      traceback.format_exc(), response))
+            failed.append(parse_failure(seed, exc, response))
             continue
-        _succeeded(outcome, spider.name, seed, sends, no_cache)
+        outcome.succeeded(seed, sends, no_cache)
         items.extend(found)
         fixed.append(seed.fingerprint)
         summary.sent += len(sends)
@@ -98,25 +93,9 @@ def _reparse_batch(spider, redis, store, docs, no_cache, summary):
     if fixed:
         outcome.count("reparsed", len(fixed))
         outcome.count("items", len(items))
-        outcome.commit(Queues(redis, spider.name), worker="parse")
+        SpiderState(redis, spider.name).commit(outcome, worker="parse")
         store.remove_failures(fixed)
     return fixed
-
-
-def _parse(spider, response, seed):
-    # the worker's rule: an error status reaches parse only if the spider handles it
-    if response.status_code >= 400 and response.status_code not in spider.handle_status:
-        raise HTTPStatusError("HTTP %d from %s" % (response.status_code, response.url))
-    return spider.parse(response, seed)
-
-
-def _succeeded(outcome, name, seed, sends, no_cache):
-    if not no_cache:
-        outcome.cache(seed)
-    for target, new in sends:
-        outcome.send(target, new)
-        if target != name and target not in outcome.links:
-            outcome.link(target)
 
 
 # -- retry ------------------------------------------------------------------------
@@ -127,7 +106,7 @@ def retry(redis, store, name, limit=None):
     they were cached) and out of the backlog after.  The failure documents stay
     until the seeds succeed.  Returns (sent, malformed, taken out of the backlog).
     """
-    queues, sent, malformed, fingerprints = Queues(redis, name), 0, 0, set()
+    state, sent, malformed, fingerprints = SpiderState(redis, name), 0, 0, set()
     docs = store.iter_failures(limit=limit)
     while True:
         batch = _take(docs, SCAN)
@@ -140,8 +119,9 @@ def retry(redis, store, name, limit=None):
             except (ValueError, TypeError, KeyError):
                 malformed += 1
         if seeds:
-            redis.cache.srem(keys.cache(name), *[s.cache_key for s in seeds])
-            sent += queues.push(seeds)
+            state.cache.remove([s.cache_key for s in seeds])
+            state.clear_crashes([s.fingerprint for s in seeds])
+            sent += state.push(seeds)
             fingerprints.update(s.fingerprint for s in seeds)
     return sent, malformed, drop_from_backlog(redis, name, fingerprints) if fingerprints else 0
 
@@ -149,15 +129,10 @@ def retry(redis, store, name, limit=None):
 # -- backlog ----------------------------------------------------------------------
 def drop_from_backlog(redis, name, fingerprints):
     """Remove from the backlog every seed with one of these fingerprints; returns how many."""
-    key, removed = keys.backlog(name), 0
-    scan = redis.backlog.zscan_iter(key, count=SCAN)
-    while True:
-        chunk = _take(scan, SCAN)
-        if not chunk:
-            return removed
-        doomed = [raw for raw, _ in chunk if _fingerprint(raw) in fingerprints]
-        if doomed:
-            removed += redis.backlog.zrem(key, *doomed)
+    backlog, removed = SpiderState(redis, name).backlog, 0
+    for chunk in backlog.scan():
+        removed += backlog.remove([raw for raw, _ in chunk if _fingerprint(raw) in fingerprints])
+    return removed
 
 
 def _fingerprint(raw):

@@ -1,4 +1,4 @@
-"""Every Redis key microspider uses; no other module builds key strings.
+"""Every Redis key microspider uses; only the state gateway imports this module.
 
 All keys of one spider share the Redis Cluster hash tag ``{NAME}``, so its Lua
 scripts and transactions stay on one slot.
@@ -17,6 +17,7 @@ key                                             type    holds
 ``microspider:{NAME}:pages``                    hash    pages done per 5-second bucket (for pages/s)
 ``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings
 ``microspider:{NAME}:upstream``                 set     spiders that sent seeds here or are declared
+``microspider:{NAME}:crashes``                  hash    fingerprint -> deliveries that killed or hung a worker
 ``microspider:{NAME}:seeding``                  string  lock held while start seeds are pushed
 ``microspider:{NAME}:relaylock``                string  lock held while the backlog is unparked
 ``microspider:{NAME}:ratelimit``                hash    token bucket of ``--rate``
@@ -73,6 +74,10 @@ def upstream(name):
     return _key(name, "upstream")
 
 
+def crashes(name):
+    return _key(name, "crashes")
+
+
 def seeding(name):
     return _key(name, "seeding")
 
@@ -84,8 +89,3 @@ def relaylock(name):
 def ratelimit(name, host=None):
     return _key(name, "ratelimit", host) if host else _key(name, "ratelimit")
 
-
-def spider_of(key):
-    """The spider name inside a key built here, or None."""
-    start, end = key.find("{"), key.find("}")
-    return key[start + 1:end] if 0 <= start < end else None

@@ -5,9 +5,9 @@ import re
 from importlib import resources
 from string import Template
 
-from .config import CONFIG_FILE, OPTIONS
-from .errors import ConfigError
-from .seed import Seed
+from ..config import CONFIG_FILE, OPTIONS
+from ..errors import ConfigError
+from ..seed import Seed
 
 GEN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # example values for the options whose default is "not set"

@@ -8,7 +8,7 @@ means slots already promised to waiting callers.  Callers therefore queue up in
 the order they asked, each sleeping its own wait, with no polling and one round
 trip per reservation::
 
-    limiter = RateLimiter.for_spider(redis, "ctrip_hotel", rate=20)
+    limiter = SpiderState(redis, "ctrip_hotel").rate_limiter(20)
     wait = limiter.reserve()
     if wait:
         time.sleep(wait)          # gevent.sleep in the worker
@@ -20,12 +20,10 @@ is the same, only the spacing inside the batch is lost.
 
 ``burst`` is how many requests may go out back to back after an idle spell;
 the default, 1, spaces requests evenly.  :class:`HostRateLimiter` keeps one
-bucket per target host (``keys.ratelimit(name, host)``) for ``--rate-per-host``.
+bucket per target host for ``--rate-per-host``.  The gateway (SpiderState) names the keys.
 """
 import math
 from pathlib import Path
-
-from microspider import keys
 
 __all__ = ["RateLimiter", "HostRateLimiter", "check_rate"]
 
@@ -77,26 +75,18 @@ class RateLimiter(_Bucket):
         super().__init__(redis, rate, burst)
         self.key = key
 
-    @classmethod
-    def for_spider(cls, redis, name, rate, burst=None):
-        """The ``--rate`` bucket of spider `name`."""
-        return cls(redis, keys.ratelimit(name), rate, burst)
-
     def reserve(self, n=1):
         """Take `n` tokens; return the seconds to wait before sending (0.0 = now)."""
         return self._reserve(self.key, n)
 
 
 class HostRateLimiter(_Bucket):
-    """One bucket per target host of spider `name`, each at `rate` per second."""
+    """One bucket per target host, each at `rate` per second; `key_for(host)` names its key."""
 
-    def __init__(self, redis, name, rate, burst=None):
+    def __init__(self, redis, key_for, rate, burst=None):
         super().__init__(redis, rate, burst)
-        self.name = name
+        self.key_for = key_for
         self._redis = redis
-
-    def key_for(self, host):
-        return keys.ratelimit(self.name, host)
 
     def for_host(self, host):
         """A :class:`RateLimiter` on `host`'s bucket (no round trip to make one)."""

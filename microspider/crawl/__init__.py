@@ -1,0 +1,1 @@
+"""Crawling: the worker loop, its supervisor, the outcome path, the relay, fetching and responses."""

@@ -1,0 +1,382 @@
+"""SpiderState: the one gateway to a spider's Redis state.
+
+Every read and write of a spider's keys goes through here (and the Cache,
+Backlog and rate limiters it hands out); no other module builds a key or
+holds a Lua script.  Delivery is at-least-once: ``take`` moves seeds from the
+head of the work list into the worker's own in-flight list in one Lua call;
+``commit`` writes an Outcome batch and ends by removing its seeds from in
+flight.  A worker that dies leaves its in-flight list behind, and
+``reclaim_dead`` puts it back at the head of the work queue once the worker's
+heartbeat has expired.
+"""
+import time
+
+from . import keys
+from .backlog import Backlog
+from .cache import Cache
+from .locks import Lock
+from .ratelimit import HostRateLimiter, RateLimiter
+
+HEARTBEAT_TTL = 15.0
+CHUNK = 1000
+PAGE_BUCKET = 5            # seconds per bucket of the pages-done history
+PAGES_KEPT = 3600          # seconds of that history kept (the dashboard charts an hour)
+
+# KEYS: work, inflight. ARGV: n. Returns the seeds taken (oldest first).
+TAKE = """
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return {} end
+for i = 1, #items, 2000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 1999, #items)))
+end
+return items
+"""
+
+# KEYS: inflight, work. Puts the in-flight seeds back at the head of work, in order.
+REQUEUE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+redis.call('DEL', KEYS[1])
+return #items
+"""
+
+# KEYS: inflight, work. ARGV: the seeds the worker holds. Requeues any other in-flight seed
+# (taken by a call whose reply was lost).
+REQUEUE_UNHELD = """
+local held = {}
+for i = 1, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local moved = 0
+for i = #items, 1, -1 do
+  local raw = items[i]
+  if (held[raw] or 0) > 0 then
+    held[raw] = held[raw] - 1
+  else
+    redis.call('LREM', KEYS[1], 1, raw)
+    redis.call('LPUSH', KEYS[2], raw)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+# KEYS: workers, work. ARGV: now, inflight key prefix. Requeues the seeds of expired workers.
+RECLAIM = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local moved = 0
+for _, w in ipairs(dead) do
+  local k = ARGV[2] .. w
+  local items = redis.call('LRANGE', k, 0, -1)
+  for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+  moved = moved + #items
+  redis.call('DEL', k)
+  redis.call('ZREM', KEYS[1], w)
+end
+return moved
+"""
+
+
+def spiders(redis):
+    """Names of every spider that ever ran or was sent seeds, sorted."""
+    return sorted(n.decode() for n in redis.work.smembers(keys.SPIDERS))
+
+
+def is_known(redis, name):
+    return bool(redis.work.sismember(keys.SPIDERS, name))
+
+
+class SpiderState:
+    """The Redis state of spider `name`; `redis` is a state.connection.Redis (three roles)."""
+
+    def __init__(self, redis, name):
+        self.redis = redis
+        self.name = name
+        self.client = redis.work
+        self.work_key = keys.work(name)
+        self.cache = Cache(redis.cache, name)
+        self.backlog = Backlog(redis, name)
+        self._take = self.client.register_script(TAKE)
+        self._requeue = self.client.register_script(REQUEUE)
+        self._reclaim = self.client.register_script(RECLAIM)
+        self._requeue_unheld = self.client.register_script(REQUEUE_UNHELD)
+
+    # -- registry, settings and links ----------------------------------------------------
+    def register(self):
+        self.client.sadd(keys.SPIDERS, self.name)
+
+    def record_start(self, relay_mode, max_age, upstream=(), now=None):
+        """Register the spider, its run settings and its declared upstreams."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(keys.SPIDERS, self.name)
+        pipe.hset(keys.meta(self.name), mapping={
+            "relay_mode": relay_mode, "max_age": max_age, "started": now or time.time()})
+        if upstream:
+            pipe.sadd(keys.upstream(self.name), *upstream)
+        pipe.execute()
+
+    def link_to(self, targets, pipe=None):
+        """Record this spider as an upstream of `targets` (and make them known)."""
+        p = pipe or self.client.pipeline(transaction=False)
+        for target in targets:
+            p.sadd(keys.upstream(target), self.name)
+            p.sadd(keys.SPIDERS, target)
+        if pipe is None:
+            p.execute()
+
+    def add_upstreams(self, names):
+        if names:
+            self.client.sadd(keys.upstream(self.name), *names)
+            self.client.sadd(keys.SPIDERS, *names)
+
+    def upstreams(self):
+        return sorted(u.decode() for u in self.client.smembers(keys.upstream(self.name)))
+
+    def progress(self):
+        """(meta, seeding, work length, upstreams) in one round trip: what `finished` needs."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.meta(self.name))
+        pipe.exists(keys.seeding(self.name))
+        pipe.llen(self.work_key)
+        pipe.smembers(keys.upstream(self.name))
+        meta, seeding, work, upstream = pipe.execute()
+        meta = {k.decode(): v.decode() for k, v in meta.items()}
+        return meta, bool(seeding), work, sorted(u.decode() for u in upstream)
+
+    # -- workers and in-flight seeds ------------------------------------------------------
+    def register_worker(self, worker, now=None):
+        self.heartbeat([worker], now)
+        self.register()
+
+    def heartbeat(self, workers, now=None):
+        if workers:
+            expiry = (now or time.time()) + HEARTBEAT_TTL
+            self.client.zadd(keys.workers(self.name), {w: expiry for w in workers})
+
+    def unregister_worker(self, worker):
+        """Put the worker's in-flight seeds back and forget it; returns how many went back."""
+        moved = self.requeue_inflight(worker)
+        self.client.zrem(keys.workers(self.name), worker)
+        return moved
+
+    def live_workers(self, now=None):
+        return self.client.zcount(keys.workers(self.name), now or time.time(), "+inf")
+
+    def take(self, worker, n):
+        """Move up to n seeds from work into the worker's in-flight list; return them."""
+        return self._take(keys=[self.work_key, keys.inflight(self.name, worker)], args=[n])
+
+    def requeue_inflight(self, worker):
+        """Put a worker's in-flight seeds back at the head of the work queue."""
+        return self._requeue(keys=[keys.inflight(self.name, worker), self.work_key])
+
+    def requeue_unheld(self, worker, held):
+        """Requeue this worker's in-flight seeds that it does not hold (lost take replies)."""
+        return self._requeue_unheld(keys=[keys.inflight(self.name, worker), self.work_key], args=held)
+
+    def reclaim_dead(self, now=None):
+        """Requeue the in-flight seeds of workers whose heartbeat expired; returns how many."""
+        prefix = keys.inflight(self.name, "")
+        return self._reclaim(keys=[keys.workers(self.name), self.work_key],
+                             args=[now or time.time(), prefix])
+
+    def inflight_of(self, worker):
+        """The raw seeds a worker holds in flight."""
+        return self.client.lrange(keys.inflight(self.name, worker), 0, -1)
+
+    def count_crashes(self, fingerprints):
+        """Add one crash to each fingerprint; returns {fingerprint: crashes so far}."""
+        pipe = self.client.pipeline(transaction=False)
+        for fp in fingerprints:
+            pipe.hincrby(keys.crashes(self.name), fp, 1)
+        return dict(zip(fingerprints, pipe.execute()))
+
+    def clear_crashes(self, fingerprints):
+        if fingerprints:
+            self.client.hdel(keys.crashes(self.name), *fingerprints)
+
+    def park_inflight(self, worker, scored):
+        """Move {raw in `worker`'s in-flight list: backlog score} to the backlog."""
+        if not scored:
+            return
+        self.backlog.add(scored)
+        pipe = self.client.pipeline(transaction=True)
+        for raw in scored:
+            pipe.lrem(keys.inflight(self.name, worker), 1, raw)
+        pipe.execute()
+
+    def in_flight(self):
+        workers = self.client.zrange(keys.workers(self.name), 0, -1)
+        if not workers:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for w in workers:
+            pipe.llen(keys.inflight(self.name, w.decode()))
+        return sum(pipe.execute())
+
+    # -- the work queue -------------------------------------------------------------------
+    def push(self, seeds, target=None):
+        """Append seeds to a work queue (this spider's by default); returns how many."""
+        raws = [s.to_json() for s in seeds]
+        if raws:
+            self.client.rpush(keys.work(target or self.name), *raws)
+        return len(raws)
+
+    def push_raw(self, raws):
+        """Append already-encoded seeds to this spider's work queue (migrate)."""
+        if raws:
+            self.client.rpush(self.work_key, *raws)
+
+    def push_start(self, sends):
+        """Push start seeds [(target, seed)] and record the links, in one transaction."""
+        pipe = self.client.pipeline(transaction=True)
+        by_target = {}
+        for target, seed in sends:
+            by_target.setdefault(target, []).append(seed.to_json())
+        for target, raws in by_target.items():
+            pipe.rpush(keys.work(target), *raws)
+        self.link_to([t for t in by_target if t != self.name], pipe)
+        pipe.execute()
+
+    def seeding_lock(self):
+        """Held while start seeds are pushed (a fresh crawl is seeded once, even with -w N)."""
+        return Lock(self.client, keys.seeding(self.name), ttl=600, wait=0)
+
+    def is_fresh(self):
+        """Work, backlog, cache and in-flight all empty: nothing of this crawl exists yet."""
+        return not (self.client.llen(self.work_key) or self.backlog.size() or self.cache.size()
+                    or self.in_flight())
+
+    def sizes(self, now):
+        """(work, quarantined, live workers, pages hash, counters) in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(self.work_key)
+        pipe.llen(keys.quarantine(self.name))
+        pipe.zcount(keys.workers(self.name), now, "+inf")
+        pipe.hgetall(keys.pages(self.name))
+        pipe.hgetall(keys.stats(self.name))
+        work, quarantined, workers, pages, stats = pipe.execute()
+        pages = {int(k): int(v) for k, v in pages.items()}
+        return work, quarantined, workers, pages, _ints(stats)
+
+    def queue_chunks(self, queue):
+        """Lists of raw seeds of 'work', 'quarantine' or 'backlog' (due order), CHUNK at a time."""
+        if queue == "backlog":
+            yield from self.backlog.chunks()
+            return
+        key = self.work_key if queue == "work" else keys.quarantine(self.name)
+        start = 0
+        while True:
+            raws = self.client.lrange(key, start, start + CHUNK - 1)
+            if raws:
+                yield raws
+            if len(raws) < CHUNK:
+                return
+            start += CHUNK
+
+    def inflight_chunks(self):
+        """Lists of raw seeds held in flight by any worker, live or dead (for migrate)."""
+        found = sorted(self.client.scan_iter(match=keys.inflight(self.name, "*"), count=CHUNK))
+        for key in found:
+            start = 0
+            while True:
+                raws = self.client.lrange(key, start, start + CHUNK - 1)
+                if raws:
+                    yield raws
+                if len(raws) < CHUNK:
+                    break
+                start += CHUNK
+
+    def quarantine(self, raws):
+        if raws:
+            self.client.rpush(keys.quarantine(self.name), *raws)
+
+    # -- counters -------------------------------------------------------------------------
+    def counters(self):
+        return _ints(self.client.hgetall(keys.stats(self.name)))
+
+    def prune_pages(self, now=None):
+        """Drop pages-done buckets older than PAGES_KEPT."""
+        oldest = int((now or time.time()) // PAGE_BUCKET) - PAGES_KEPT // PAGE_BUCKET
+        old = [k for k in self.client.hkeys(keys.pages(self.name)) if int(k) < oldest]
+        if old:
+            self.client.hdel(keys.pages(self.name), *old)
+
+    # -- acknowledging a batch ---------------------------------------------------------------
+    def commit(self, outcome, worker, now=None):
+        """Write an Outcome and acknowledge its seeds (removing them from `worker`'s in flight).
+
+        Sends to other spiders, links, and the cache/backlog when they live in
+        other dbs go first; this spider's own keys and the acknowledgement last,
+        in one MULTI.  A crash in between repeats work, never loses it.
+        """
+        now = now or time.time()
+        work = self.client.pipeline(transaction=True)
+        shared = self.redis.single
+        other = {}
+
+        def pipe_for(client):
+            if client is self.client:
+                return work
+            return other.setdefault(id(client), client.pipeline(transaction=True))
+
+        for target, raws in outcome.sends.items():
+            work.rpush(keys.work(target), *raws)
+        self.link_to(outcome.links, work)
+        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work)
+        self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog) if not shared else work)
+        if outcome.quarantine:
+            work.rpush(keys.quarantine(self.name), *outcome.quarantine)
+        for field, n in outcome.stats.items():
+            work.hincrby(keys.stats(self.name), field, n)
+        if outcome.pages:
+            work.hincrby(keys.pages(self.name), int(now // PAGE_BUCKET), outcome.pages)
+        for p in other.values():
+            p.execute()
+        inflight = keys.inflight(self.name, worker)
+        for raw in outcome.done:
+            work.lrem(inflight, 1, raw)
+        work.execute()
+
+    # -- rate limits ----------------------------------------------------------------------
+    def rate_limiter(self, rate, burst=None):
+        """The ``--rate`` bucket of this spider (shared by all its processes)."""
+        return RateLimiter(self.client, keys.ratelimit(self.name), rate, burst)
+
+    def host_rate_limiter(self, rate, burst=None):
+        """The ``--rate-per-host`` buckets of this spider."""
+        return HostRateLimiter(self.client, lambda host: keys.ratelimit(self.name, host), rate, burst)
+
+    # -- clearing ---------------------------------------------------------------------------
+    def clear_work(self):
+        return _unlink_counted(self.client, self.work_key, "llen")
+
+    def clear_quarantine(self):
+        return _unlink_counted(self.client, keys.quarantine(self.name), "llen")
+
+    def forget(self):
+        """Delete every engine key of the spider and forget it; returns how many keys went."""
+        name = self.name
+        fixed = [keys.workers(name), keys.stats(name), keys.pages(name), keys.meta(name), keys.crashes(name),
+                 keys.upstream(name), keys.seeding(name), keys.relaylock(name), keys.ratelimit(name)]
+        patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*")]
+        found = fixed + [k for p in patterns for k in self.client.scan_iter(match=p, count=CHUNK)]
+        n = 0
+        for start in range(0, len(found), CHUNK):
+            n += self.client.unlink(*found[start:start + CHUNK])
+        pipe = self.client.pipeline(transaction=False)
+        for other in spiders(self.redis):  # a forgotten upstream would keep its downstreams waiting
+            pipe.srem(keys.upstream(other), name)
+        pipe.srem(keys.SPIDERS, name)
+        pipe.execute()
+        return n
+
+
+def _unlink_counted(client, key, size):
+    pipe = client.pipeline(transaction=True)
+    getattr(pipe, size)(key)
+    pipe.unlink(key)
+    return pipe.execute()[0]
+
+
+def _ints(mapping):
+    return {k.decode(): int(v) for k, v in mapping.items()}
