@@ -409,7 +409,7 @@ def test_pool_and_check_under_gevent(site, start_proxy):
 
 
 def test_importing_proxies_and_ratelimit_does_not_import_gevent():
-    code = "import sys, microspider.proxies, microspider.ratelimit; print('gevent' in sys.modules)"
+    code = "import sys, microspider.proxies, microspider.state.ratelimit; print('gevent' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "False", out.stderr

@@ -124,12 +124,18 @@ class One(Spider):
         # a second run: not a fresh crawl, so no start seeds; a pushed cached URL is skipped
         microspider("push", *conn_args, path, site.url + "/a", cwd=tmp_path, check=0)
         assert r.llen(keys.work("one")) == 0
-        microspider("push", "--force", *conn_args, path, site.url + "/a", cwd=tmp_path, check=0)
+        # a cached seed met in the queue (sent again by another page) is skipped
+        r.rpush(keys.work("one"), Seed(site.url + "/a").to_json())
         microspider("run", path, *FAST, *conn_args, cwd=tmp_path, check=0)
         assert hits == ["/a"] and r.hget(keys.stats("one"), "cached") == b"1"
+        # push --force: fetched again although cached
         microspider("push", "--force", *conn_args, path, site.url + "/a", cwd=tmp_path, check=0)
-        microspider("run", path, "--no-cache", *FAST, *conn_args, cwd=tmp_path, check=0)
+        microspider("run", path, *FAST, *conn_args, cwd=tmp_path, check=0)
         assert hits == ["/a", "/a"]
+        # --no-cache: a cached seed met in the queue is fetched
+        r.rpush(keys.work("one"), Seed(site.url + "/a").to_json())
+        microspider("run", path, "--no-cache", *FAST, *conn_args, cwd=tmp_path, check=0)
+        assert hits == ["/a", "/a", "/a"]
     finally:
         site.stop()
 
@@ -301,7 +307,7 @@ class G(Spider):
     finally:
         site.stop()
     errors = {d["url"].rsplit("/", 1)[1]: d["error"] for d in store(tmp_path, "g").iter_failures()}
-    assert errors == {"a": "TypeError", "b": "ValueError", "c": "TypeError"}
+    assert errors == {"a": "TypeError", "b": "BadSeed", "c": "TypeError"}
     assert r.zcard(keys.backlog("g")) == 3
 
 

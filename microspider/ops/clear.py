@@ -20,7 +20,7 @@ def clear(redis, store, name, parts, everything=False):
         parts = CLEARABLE
     clearers = {"cache": state.cache.clear, "backlog": state.backlog.clear,
                 "work": state.clear_work, "quarantine": state.clear_quarantine,
-                "failures": store.clear_failures, "items": store.clear_items}
+                "failures": lambda: store.clear_failures(), "items": lambda: store.clear_items()}
     removed = {part: clearers[part]() for part in parts}
     if everything:
         removed["other keys"] = state.forget()
