@@ -46,7 +46,7 @@ log = logging.getLogger("microspider")
 TICK = 0.5
 HEARTBEAT_EVERY = 2.0
 RECLAIM_EVERY = 5.0
-HANG_GRACE = 10.0        # seconds of silence past --parse-timeout before a worker counts as hung
+HANG_GRACE = 5.0         # seconds of silence past --parse-timeout before a worker counts as hung
 CRASH_LIMIT = 5          # unexplained restarts within CRASH_WINDOW before the run gives up
 CRASH_WINDOW = 60.0
 REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
@@ -66,10 +66,10 @@ class Child:
         self.last_sign = clock()
         self.processing = {}          # fingerprint -> "S" (processing) or "P" (parsing)
         self.hung = False
+        self._pending = b""
         self.reader = gevent.spawn(self._read)
 
     def _read(self):
-        pending = b""
         while True:
             try:
                 data = gevent.os.nb_read(self.read_fd, 65536)
@@ -77,10 +77,27 @@ class Child:
                 return
             if not data:
                 return
-            lines = (pending + data).split(b"\n")
-            pending = lines.pop()
-            for line in lines:
-                self.heard(line.decode("ascii", "replace"))
+            self._take(data)
+
+    def _take(self, data):
+        lines = (self._pending + data).split(b"\n")
+        self._pending = lines.pop()
+        for line in lines:
+            self.heard(line.decode("ascii", "replace"))
+
+    def drain(self):
+        """Read what a dead worker wrote last (its pipe holds it until EOF)."""
+        self.reader.kill()
+        while True:
+            try:
+                data = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                return  # the worker's end is still open somewhere: nothing more now
+            except OSError:
+                return
+            if not data:
+                return
+            self._take(data)
 
     def heard(self, line):
         """Take one monitor line (see worker.Monitor)."""
@@ -105,6 +122,11 @@ class Child:
             os.close(self.read_fd)
         except OSError:
             pass
+
+
+def live_ids(children, limit):
+    """The ids of children still running that spoke within `limit` seconds."""
+    return [w for w, c in children.items() if c.proc.poll() is None and c.silent_for() <= limit]
 
 
 class Run:
@@ -136,7 +158,10 @@ class Run:
         reclaimed = self.state.reclaim_dead()
         if reclaimed:
             log.info("%s: %d seeds of dead workers back in the work queue", self.name, reclaimed)
-        self.relay.unpark()
+        try:
+            self.relay.unpark(wait=5.0)
+        except LockTimeout as exc:  # another relay holds it; parked seeds are unparked by a later run
+            log.warning("%s: %s; parked seeds left as they are", self.name, exc)
         pushed = push_start_seeds(self.redis, self.spider)
         if pushed is not None:
             log.info("%s: fresh crawl, %d start seeds pushed", self.name, pushed)
@@ -191,9 +216,7 @@ class Run:
 
     def live_children(self):
         """Ids of the workers to heartbeat for: running, and not silent past the hang limit."""
-        limit = self.settings.parse_timeout + HANG_GRACE
-        return [w for w, c in self.children.items()
-                if c.proc.poll() is None and c.silent_for() <= limit]
+        return live_ids(self.children, self.settings.parse_timeout + HANG_GRACE)
 
     def _heartbeat_loop(self):
         while True:
@@ -253,7 +276,7 @@ class Run:
             code = child.proc.poll()
             if code is None:
                 continue
-            gevent.sleep(0)  # let the reader take the last lines the worker wrote
+            child.drain()
             del self.children[worker_id]
             child.close()
             if self.stopping:
