@@ -17,6 +17,7 @@ import time
 from microspider import embedded
 
 from microspider.state import keys
+from microspider.store import open_store
 from tests.chaos.harness import ChaosRedis, Processes, worker_id_of
 from tests.chaos.redisproxy import ReplyDropper
 from tests.chaos.trial import CtripTrial, run_trial
@@ -336,3 +337,36 @@ def _mongo_refused(suite, result):
     finally:
         procs.end_all()
         server.kill()
+
+
+# -- 5. poison: pages whose parse kills or hangs its worker ---------------------------------------
+POISONS = ("exit", "segv", "spin")
+
+
+def poison(suite, trials):
+    return [run_trial(suite, "poison", "poison #%d" % (i + 1), lambda r: _poison(suite, r))
+            for i in range(trials)]
+
+
+def _poison(suite, result):
+    """Three good hotels whose parse exits, segfaults, or spins: the crawl still ends by itself."""
+    t = CtripTrial(suite, "poison", result)
+    catalog = t.site.catalog
+    good = [i for i in range(catalog.size) if i not in catalog.broken]
+    for index, kind in zip(suite.rng.sample(good, len(POISONS)), POISONS):
+        t.poisoned[catalog.hotel_id(index)] = kind
+    with t:
+        t.crawl.start(t.WORKERS, extra=["--parse-timeout", "2", "--max-crashes", "2"])
+        t.finish()
+        t.check()
+        store = open_store("sqlite:///" + t.store_path, "microspiders", "chaos_info")
+        try:
+            errors = {d["url"].rsplit("/", 1)[1].split(".")[0]: d["error"] for d in store.iter_failures()}
+        finally:
+            store.close()
+    want = {"exit": "WorkerCrashed", "segv": "WorkerCrashed", "spin": "ParseTimeout"}
+    for hotel, kind in t.poisoned.items():
+        if errors.get(hotel) != want[kind]:
+            result.problems.append("poisoned hotel %s (%s): stored as %s, want %s"
+                                   % (hotel, kind, errors.get(hotel), want[kind]))
+    result.name += " (%s)" % ", ".join("%s %s" % (k, h) for h, k in t.poisoned.items())

@@ -65,6 +65,21 @@ class ChaosHotel(Spider):
             yield Seed(urljoin(response.url, nxt.group(1)), meta=dict(seed.meta))
 
 
+# hotel id -> what its page makes parse do: "exit" (os._exit), "segv" (a segfault), "spin" (never yields)
+POISONED = dict(p.split(":", 1) for p in os.environ.get("CHAOS_POISON", "").split(",") if p)
+
+
+def _poison(kind):
+    if kind == "exit":
+        os._exit(3)
+    if kind == "segv":
+        import ctypes
+
+        ctypes.string_at(0)
+    while True:
+        pass
+
+
 class ChaosInfo(Spider):
     name = "chaos_info"
     upstream = ["chaos_hotel"]
@@ -73,6 +88,8 @@ class ChaosInfo(Spider):
         text = _text(response)
         title, basic = TITLE.search(text), BASIC.search(text)
         hotel = HOTEL_ID.search(response.url)
+        if hotel and hotel.group(1) in POISONED:
+            _poison(POISONED[hotel.group(1)])
         if not (title and basic and hotel):
             raise Rejected("no hotel information")
         opened, renovated = OPENED.search(basic.group(1)), RENOVATED.search(basic.group(1))

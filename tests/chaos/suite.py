@@ -25,8 +25,9 @@ KINDS = {
     "network": (faults.network, 2, 1, "resets, silence, truncated/huge bodies, bad encodings, loops"),
     "baddata": (faults.bad_data, 10, 5, "garbage in the queue, garbage from parse, broken spiders"),
     "scale": (scale.relay_scale, 2, 2, "100,000 backlog seeds relayed by 4 processes at once"),
+    "poison": (crawls.poison, 5, 1, "pages whose parse exits, segfaults or never returns"),
 }
-QUICK = ("kill9", "signals", "network", "baddata", "scale")
+QUICK = ("kill9", "signals", "network", "baddata", "scale", "poison")
 
 
 def run(only=None, trials=None, seed=1, hotels=None, quick=False, keep=False, root=None, log=print):
