@@ -128,7 +128,8 @@ class Microspider(Contender):
         store = os.path.join(ctx.workdir, "store-%s-%d.sqlite3" % (self.name, round_no))
         return _python("microspider", "run", os.path.join(HERE, "linkspider.py"),
                        "--pool", ctx.concurrency, "-w", self.workers, "--idle", "0.5",
-                       "--redis", ctx.redis_url, "--mongo-uri", "sqlite:///" + store)
+                       "--redis", ctx.redis_url, "--mongo-uri", "sqlite:///" + store,
+                       "--config", os.devnull)   # defaults only, not the example's microspider.cfg
 
     def check(self, ctx, stdout):
         from microspider.state import keys

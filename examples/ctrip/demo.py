@@ -41,7 +41,7 @@ SPIDERS = (("ctrip_city", "city.py"), ("ctrip_hotel", "hotel.py"), ("ctrip_hotel
 INFO = "ctrip_hotel_info"
 MARKER = ".microspider-demo"      # a folder holding it may be wiped by the demo
 SLOW = 3.0                         # seconds the site's slow answers take ...
-FETCH_TIMEOUT = 1.5                # ... so a fetch gives up on them and is retried
+FETCH_TIMEOUT = 1.5                # ... so a fetch gives up on them (timeout in microspider.cfg)
 PROGRESS_EVERY = 2.0
 
 
@@ -58,6 +58,7 @@ def prepare_folder(folder, keep):
                        (".gitignore", "*\n")):
         with open(os.path.join(folder, name), "w") as f:
             f.write(text)
+    copy_config(folder)
 
 
 def stop_embedded(folder, why):
@@ -111,10 +112,14 @@ def start_site(args, folder, port):
 
 
 def run_command(spider_file, args):
-    """``microspider run`` options that keep the demo fast but honest (see the README)."""
+    """``microspider run`` of one spider; the rest of its options come from microspider.cfg."""
     return [sys.executable, "-m", "microspider", "run", os.path.join(HERE, spider_file),
-            "-w", str(args.workers), "--idle", "2", "--timeout", str(FETCH_TIMEOUT),
-            "--relay-delay", "0.5", "--retry", "3", "--pool", "50"]
+            "-w", str(args.workers)]
+
+
+def copy_config(folder):
+    """The repository's microspider.cfg (the example's options) into the work folder."""
+    shutil.copyfile(os.path.join(ROOT, "microspider.cfg"), os.path.join(folder, "microspider.cfg"))
 
 
 def start_runs(args, folder, env):
@@ -309,13 +314,23 @@ def print_figures(stats, site_stats, elapsed, last_page, report):
     print("broken hotels: %d (%s)" % (len(report.broken), ", ".join(report.broken[:SHOW])))
 
 
+def cli_name(folder):
+    """How to type the microspider command from `folder`: plain if it is on PATH, else its path."""
+    mine = os.path.join(os.path.dirname(sys.executable), "microspider")
+    found = shutil.which("microspider")
+    if found and os.path.realpath(found) == os.path.realpath(mine):
+        return "microspider"
+    return _shown(mine, folder) if os.path.exists(mine) else "%s -m microspider" % sys.executable
+
+
 def print_next_steps(folder, configured):
+    cli = cli_name(folder)
     steps = [
-        ("microspider stat", "queues, cache, failures and items of the three spiders"),
-        ("microspider dump -b -f url -f age %s" % INFO, "the parked seeds: the broken hotels"),
-        ("microspider parse %s" % _shown(os.path.join(HERE, "hotel_info.py"), folder),
+        ("%s stat" % cli, "queues, cache, failures and items of the three spiders"),
+        ("%s dump -b -f url -f age %s" % (cli, INFO), "the parked seeds: the broken hotels"),
+        ("%s parse %s" % (cli, _shown(os.path.join(HERE, "hotel_info.py"), folder)),
          "re-parse the stored failed pages with the current code"),
-        ("microspider export -o hotels.jsonl %s" % INFO, "the items"),
+        ("%s export -o hotels.jsonl %s" % (cli, INFO), "the items"),
         ("kill $(cat .microspider/redis.pid)",
          "end the embedded Redis: it %s" % ("stays up for these commands" if configured
                                             else "starts again for these commands")),

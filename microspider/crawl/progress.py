@@ -2,12 +2,23 @@
 import logging
 import time
 
-from ..ops.stats import counts, progress_line
+from .status import counts
 from ..state import SpiderState
 
 log = logging.getLogger("microspider")
 SUMMARY_FIELDS = ("ok", "retried", "backlogged", "parse_failures", "fetch_failures", "cached",
                   "items", "dropped", "quarantined", "store_errors")
+
+
+def progress_line(name, c, waiting=None):
+    """One line of a run's progress, from ``counts``."""
+    got = c["counters"].get
+    return ("%s: work %d | in flight %d | backlog %d (due %d, waiting %d, over age %d) | ok %d | items %d"
+            " | failures %d | %.1f pages/s%s" % (
+                name, c["work"], c["in_flight"], c["backlog"], c["backlog_due"], c["backlog_waiting"],
+                c["backlog_over_age"], got("ok", 0), got("items", 0), got("parse_failures", 0),
+                c["pages_per_s"],
+                " | waiting on %s" % waiting if waiting and waiting.startswith("upstream") else ""))
 
 
 class Progress:

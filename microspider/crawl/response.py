@@ -75,13 +75,6 @@ def _cookies_from(values, url):
     return jar
 
 
-def as_response(resp):
-    """Give a requests.Response the ``soup`` property, in place."""
-    cookies = resp.__dict__.pop("cookies", None)
-    resp.__class__ = Response
-    if cookies is not None:
-        resp.cookies = cookies
-    return resp
 
 
 def from_failure(doc):

@@ -31,8 +31,6 @@ import redis as redislib
 from .. import embedded
 from ..connection import mask
 from ..errors import StoreError
-from ..ops.seeding import push_start_seeds
-from ..ops.stats import waiting_on
 from ..seed import Seed
 from ..spider import instantiate
 from ..state import Redis, SpiderState
@@ -41,6 +39,8 @@ from ..store import failure_doc, open_store
 from .bootstrap import JOB_ENV, worker_job
 from .progress import Progress
 from .relay import Relay
+from .start import push_start_seeds
+from .status import waiting_on
 
 log = logging.getLogger("microspider")
 TICK = 0.5

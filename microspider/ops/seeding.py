@@ -1,35 +1,11 @@
-"""Seeds into a crawl: the start seeds of a fresh crawl, and ``microspider push``."""
+"""``microspider push``: seeds from the command line or a JSON-lines file into a work queue."""
 import json
 
 from ..errors import ConfigError
 from ..seed import Seed
-from ..spider import collect
 from ..state import SpiderState
 
 PUSH_BATCH = 1000
-
-
-def push_start_seeds(redis, spider):
-    """Push the spider's start seeds if the crawl is fresh; returns how many (None: not fresh).
-
-    Under the seeding lock, so `-w N` and several machines seed a crawl once.
-    """
-    state = SpiderState(redis, spider.name)
-    lock = state.seeding_lock()
-    if not lock.acquire(wait=0):
-        return None  # another process is seeding this crawl
-    try:
-        if not state.is_fresh():
-            return None
-        try:
-            _, sends = collect(spider, spider.start_seeds)
-        except Exception as exc:
-            raise ConfigError("%s.start_seeds failed: %s: %s"
-                              % (type(spider).__name__, type(exc).__name__, exc)) from None
-        state.push_start(sends)
-        return len(sends)
-    finally:
-        lock.release()
 
 
 def read_seeds(urls, seed_file=None):
