@@ -113,6 +113,25 @@ def run_options(f):
     return f
 
 
+def alert_options(f):
+    """--alert-webhook (repeatable), --alert-format, --stall-after, --alert-failure-rate."""
+    f = click.option("--alert-failure-rate", type=float, default=None, metavar="SHARE",
+                     help="alert when this share of parsed pages failed over 5 min [default: 0.5]")(f)
+    f = click.option("--stall-after", type=float, default=None, metavar="SECONDS",
+                     help="alert when work waits and no page was done this long [default: 600]")(f)
+    f = click.option("--alert-format", type=click.Choice(["dingtalk", "wecom", "feishu", "slack", "json"]),
+                     default=None, help="the webhook's message format [default: json]")(f)
+    return click.option("--alert-webhook", "alert_webhook", multiple=True, metavar="URL",
+                        help="POST alerts (stalled, failure rate, finished) here; repeatable")(f)
+
+
+def _alerter(flags):
+    from .web import alerts
+
+    return alerts.from_options(flags.pop("alert_webhook", ()), flags.pop("alert_format", None),
+                               flags.pop("stall_after", None), flags.pop("alert_failure_rate", None))
+
+
 def handle_errors(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
@@ -143,12 +162,14 @@ def cli():
 @cli.command()
 @connection_options()
 @run_options
+@alert_options
 @click.argument("spider")
 @handle_errors
 def run(spider, **flags):
     """Run SPIDER (a file path or dotted module, optionally :ClassName) until its crawl ends."""
     from . import runner
 
+    alerter = _alerter(flags)
     if flags.get("idle") is not None and flags.get("forever"):
         raise ConfigError("--idle and --forever exclude each other")
     env = Env(spider, flags)
@@ -159,7 +180,7 @@ def run(spider, **flags):
         from .proxies import ProxyPool
 
         ProxyPool.from_source(env.settings.http_proxy, redis=env.redis.work)  # validate now
-    sys.exit(runner.run(ref, env.spider_cls, env.settings, env.redis_url, env.store_uri))
+    sys.exit(runner.run(ref, env.spider_cls, env.settings, env.redis_url, env.store_uri, alerter))
 
 
 @cli.command("_worker", hidden=True)
@@ -459,6 +480,30 @@ def _watch_interval(spider, watch):
     if not 0 < interval < 86400:
         raise ConfigError("--watch takes a number of seconds > 0")
     return spider, interval
+
+
+# -- web ----------------------------------------------------------------------------
+@cli.command(short_help="Serve the dashboard, /api/stat and /metrics.")
+@connection_options()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", type=click.IntRange(0, 65535), default=8642, show_default=True,
+              help="port to listen on (0: any free one)")
+@click.option("--token", default=None, envvar="MICROSPIDER_WEB_TOKEN", metavar="SECRET",
+              help="token the actions need (also $MICROSPIDER_WEB_TOKEN) [default: a random one, printed]")
+@alert_options
+@handle_errors
+def web(host, port, token, **flags):
+    """Serve a live dashboard of every spider, /api/stat and /metrics until Ctrl-C.
+
+    Actions (retry, relay, unpark) are POST only and need the token.  A --host
+    other than loopback needs --token.
+    """
+    from .web import server
+
+    alerter = _alerter(flags)
+    server.check_binding(host, token)
+    env = Env(None, flags)
+    sys.exit(server.serve(env.redis, env.store, host, port, token, alerter, say=_say))
 
 
 # -- export -------------------------------------------------------------------------

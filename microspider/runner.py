@@ -153,6 +153,7 @@ class Run:
         self._warned = -1e9
         self.stopping = False
         self.reason = None
+        self.alerter = None      # a web.alerts.Alerter, with --alert-webhook
 
     def start(self):
         name, redis = self.name, self.redis
@@ -234,6 +235,8 @@ class Run:
                 self.stop("finished")
         else:
             state["idle_since"] = None
+        if self.alerter:
+            self.alerter.check(self.redis, self.name, finished=waiting is None)
         if time.monotonic() - state["shown"] >= (1.0 if self.tty else 10.0):
             state["shown"] = time.monotonic()
             self._show(waiting)
@@ -271,7 +274,7 @@ class Run:
         if moved:
             log.warning("%s: %d seeds of dead workers back in the work queue", self.name, moved)
         bucket = int(time.time() // 5)
-        old = [k for k in self.redis.work.hkeys(keys.pages(self.name)) if int(k) < bucket - 24]
+        old = [k for k in self.redis.work.hkeys(keys.pages(self.name)) if int(k) < bucket - 720]  # 1 h
         if old:
             self.redis.work.hdel(keys.pages(self.name), *old)
 
@@ -334,9 +337,10 @@ class Run:
         return delta
 
 
-def run(spider_ref, spider_cls, settings, redis_url, store_uri):
+def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
     """Run a spider until finished or signalled; returns the exit code."""
     runner = Run(spider_ref, spider_cls, settings, redis_url, store_uri)
+    runner.alerter = alerter
     gevent.signal_handler(signal.SIGTERM, runner.stop, "stopped by SIGTERM")
     gevent.signal_handler(signal.SIGINT, runner.stop, "stopped by SIGINT")
     runner.start()
