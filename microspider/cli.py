@@ -485,9 +485,10 @@ def _watch_interval(spider, watch):
 # -- web ----------------------------------------------------------------------------
 @cli.command(short_help="Serve the dashboard, /api/stat and /metrics.")
 @connection_options()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", type=click.IntRange(0, 65535), default=8642, show_default=True,
-              help="port to listen on (0: any free one)")
+@click.option("--host", default="127.0.0.1", metavar="HOST",
+              help="address to listen on [default: 127.0.0.1]")
+@click.option("--port", type=click.IntRange(0, 65535), default=8642, metavar="PORT",
+              help="port to listen on, 0 for any free one [default: 8642]")
 @click.option("--token", default=None, envvar="MICROSPIDER_WEB_TOKEN", metavar="SECRET",
               help="token the actions need (also $MICROSPIDER_WEB_TOKEN) [default: a random one, printed]")
 @alert_options

@@ -253,3 +253,53 @@ def test_chain_layout_puts_each_spider_right_of_its_upstreams():
     assert x["city"] == x["lone"] < x["hotel"] < x["info"]
     assert len(layout["edges"]) == 3
     assert charts.depths({"a": ["b"], "b": ["a"]}) in ({"a": 1, "b": 0}, {"a": 0, "b": 1})
+
+
+def test_web_and_run_show_their_options_in_help(capsys):
+    from microspider.cli import main
+
+    assert main(["web", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--host", "--port", "--token", "--redis", "--mongo-uri", "--alert-webhook",
+                 "--alert-format", "--stall-after", "--alert-failure-rate", "[default: 8642]"):
+        assert flag in out, flag
+    assert main(["run", "--help"]) == 0
+    assert "--alert-webhook" in capsys.readouterr().out
+
+
+def test_the_demo_serves_the_dashboard_while_it_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.crawl import ROOT
+    from tests.servers import free_port, wait_until
+
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "examples.ctrip.demo", "--hotels", "300",
+                             "--dir", str(tmp_path / "demo"), "--web", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = demo.stderr.readline()
+        while line and "dashboard at" not in line:
+            line = demo.stderr.readline()
+        assert line.strip() == "demo: dashboard at http://127.0.0.1:%d/" % port
+        assert demo.stderr.readline().startswith("demo: token for actions (retry, relay, unpark): ")
+        found = wait_until(lambda: _names(port) >= {"ctrip_city", "ctrip_hotel", "ctrip_hotel_info"},
+                           timeout=30, interval=0.5, message="the three spiders on /api/stat")
+        assert found
+        out, err = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, out[-2000:] + err[-2000:]
+    assert out.strip().splitlines()[-1].startswith("COMPLETE: 297/297")
+    with pytest.raises(requests.ConnectionError):    # the demo ended its dashboard
+        requests.get("http://127.0.0.1:%d/api/stat" % port, timeout=2)
+
+
+def _names(port):
+    try:
+        return set(requests.get("http://127.0.0.1:%d/api/stat" % port, timeout=2).json())
+    except (requests.RequestException, ValueError):
+        return set()

@@ -48,10 +48,13 @@ def post_json(url, body, timeout=POST_TIMEOUT):
     import requests
 
     try:
-        return requests.post(url, json=body, timeout=timeout).status_code
+        status = requests.post(url, json=body, timeout=timeout).status_code
     except requests.RequestException as exc:
         log.warning("alert to %s failed: %s", url, exc)
         return None
+    if status >= 300:
+        log.warning("alert to %s answered HTTP %d", url, status)
+    return status
 
 
 def _spawn_greenlet(func, *args):

@@ -36,7 +36,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 FAILURES_PER_PAGE = 20
 BODY_TEXT_LIMIT = 16 * 1024
 FORM_LIMIT = 64 * 1024
-CHART = {"small": (240, 40), "large": (720, 160)}
+CHART = {"small": (240, 48), "large": (720, 160)}
 CHARSET_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,40}$")
 
 

@@ -4,10 +4,11 @@ Only numbers leave here; the templates draw them (and escape every name).
 """
 
 
-def rate_line(buckets, bucket_seconds, width, height, points=120):
+def rate_line(buckets, bucket_seconds, width, height, points=120, top=14):
     """(SVG polyline points, peak pages/s) for per-bucket page counts, oldest first.
 
-    Buckets are summed into `points` steps, each drawn as its mean pages/s.
+    Buckets are summed into `points` steps, each drawn as its mean pages/s; the
+    peak reaches `top` pixels below the top edge (room for the labels).
     """
     if not buckets:
         return "", 0.0
@@ -15,7 +16,7 @@ def rate_line(buckets, bucket_seconds, width, height, points=120):
     rates = [sum(buckets[i:i + step]) / float(step * bucket_seconds)
              for i in range(0, len(buckets), step)]
     peak = max(rates)
-    scale = (height - 2) / peak if peak else 0.0
+    scale = (height - 1 - top) / peak if peak else 0.0
     dx = width / float(max(len(rates) - 1, 1))
     coords = ("%.1f,%.1f" % (i * dx, height - 1 - r * scale) for i, r in enumerate(rates))
     return " ".join(coords), peak

@@ -26,6 +26,8 @@ LABELS = {
     "workers": ("live workers", "存活进程"),
     "pages_per_s": ("pages/s (last minute)", "页/秒(最近一分钟)"),
     "chart": ("pages/s, last hour", "页/秒,最近一小时"),
+    "hour_ago": ("1 h ago", "1 小时前"),
+    "peak": ("peak", "峰值"),
     "waits_on": ("waits on", "等待"),
     "updated": ("updated", "更新于"),
     "failures_by_error": ("Failures by error", "按错误分类的失败"),

@@ -10,7 +10,7 @@
   var every = 2000;
 
   function stamp(ok) {
-    if (clock && ok) { clock.textContent = new Date().toLocaleTimeString(); }
+    if (clock && ok) { clock.textContent = new Date().toTimeString().slice(0, 8); }
     if (updated) { updated.className = ok ? "muted" : "stale"; }
   }
 
