@@ -215,3 +215,20 @@ def test_run_refuses_a_bad_webhook(tmp_path, redis_url):
                        cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--alert-webhook 'nope'" in proc.stderr
+
+
+def test_web_watches_every_spider_and_alerts(receiver, redis_url, r, tmp_path):
+    from tests.webserver import WebServer
+
+    now = time.time()
+    stalled_spider(r, now, started_ago=100)
+    server = WebServer(redis_url, "sqlite:///%s" % (tmp_path / "s.sqlite3"), tmp_path,
+                       "--alert-webhook", receiver.url + "/web", "--alert-format", "wecom",
+                       "--stall-after", "60").start()
+    try:
+        wait_until(lambda: receiver.got, timeout=15, message="the stall alert from web")
+    finally:
+        assert server.stop() == 0
+    (path, body), = receiver.got
+    assert path == "/web" and body["msgtype"] == "text"
+    assert body["text"]["content"].startswith("microspider: shop stalled: 1 seeds waiting")

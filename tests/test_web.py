@@ -303,3 +303,21 @@ def _names(port):
         return set(requests.get("http://127.0.0.1:%d/api/stat" % port, timeout=2).json())
     except (requests.RequestException, ValueError):
         return set()
+
+
+def test_redis_going_away_is_a_503_page_not_a_crash(tmp_path):
+    from tests.servers import RedisServer
+
+    server = RedisServer().start()
+    web = None
+    try:
+        web = WebServer(server.url, store_uri(tmp_path), tmp_path).start()
+        assert requests.get(web.url + "/api/stat", timeout=10).json() == {}
+        server.stop()
+        answer = requests.get(web.url + "/", timeout=30)
+        assert answer.status_code == 503 and "Redis or the store does not answer" in answer.text
+        assert "Content-Security-Policy" in answer.headers
+    finally:
+        if web is not None:
+            assert web.stop() == 0
+        server.cleanup()
