@@ -161,6 +161,7 @@ class Alerter:
     def _send(self, alert):
         log.warning("alert: %s", alert["text"])
         body = payload(self.fmt, alert)
+        self.pending = [job for job in self.pending if not job.ready()]
         for url in self.webhooks:
             job = self.spawn(self.post, url, body)
             if job is not None:

@@ -127,7 +127,7 @@ class Dashboard:
                     return handler(request, *match.groups())
                 allowed.add(verb)
         if allowed:
-            raise HTTPError(405, "not_found")
+            raise HTTPError(405, "method")
         raise HTTPError(404, "not_found")
 
     # -- pages --------------------------------------------------------------------
@@ -210,7 +210,7 @@ class Dashboard:
         else:
             max_age = _int(request.form.get("max_age"), None)
             if max_age is None or max_age < 0:
-                raise HTTPError(400, "not_found")
+                raise HTTPError(400, "bad_max_age")
             message = t("unparked") % data.unpark(self.redis, name, max_age)
         return self.page(request, "done.html", {"name": name, "message": message})
 

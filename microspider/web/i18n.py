@@ -61,6 +61,8 @@ LABELS = {
     "forbidden": ("Forbidden: a correct token is needed, from this dashboard's own pages.",
                   "禁止:需要正确的令牌,并且请求须来自本仪表盘页面。"),
     "not_found": ("Not found", "未找到"),
+    "method": ("Method not allowed: actions are POST only", "方法不允许:操作只接受 POST"),
+    "bad_max_age": ("Bad request: max_age must be a whole number >= 0", "请求错误:max_age 必须是 >= 0 的整数"),
     "unavailable": ("Redis or the store does not answer", "Redis 或存储无响应"),
     "language": ("中文", "English"),
     "retried": ("%d seeds sent to the work queue, %d taken out of the backlog, %d malformed left alone",
