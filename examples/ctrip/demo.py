@@ -29,9 +29,10 @@ import time
 import requests
 
 from examples.ctrip.check import SHOW, check
+from examples.ctrip.dashboard import start_web
 from microspider import embedded
-from microspider.ops import stats
 from microspider.connection import DEFAULT_REDIS
+from microspider.ops import stats
 from microspider.state import Redis
 from microspider.store import open_store
 
@@ -373,6 +374,8 @@ def parse_args(argv):
                         help="do not wipe the work folder: continue the crawl found there")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="stop the runs after this long and report [60 + hotels/20]")
+    parser.add_argument("--web", nargs="?", type=int, const=8642, default=None, metavar="PORT",
+                        help="serve the dashboard on 127.0.0.1:PORT while the demo runs [8642]")
     args = parser.parse_args(argv)
     if args.hotels < 1 or args.workers < 1 or not 0 <= args.fault_rate <= 1:
         parser.error("--hotels and --workers must be >= 1, --fault-rate from 0 to 1")
@@ -395,6 +398,10 @@ def crawl(args, folder, processes):
     try:
         runs = start_runs(args, folder, spider_env(site_url))
         processes.update(runs)
+        if args.web is not None:
+            processes["web"], said = start_web(args.web, folder, spider_env(site_url))
+            for line in said:
+                say(line)
         deadline = progress.started + (args.timeout or 60 + args.hotels / 20)
         problems = watch(runs, progress, folder, deadline)
         elapsed = time.monotonic() - progress.started
@@ -432,6 +439,8 @@ def main(argv=None):
         for name, _ in SPIDERS:
             if name in processes:
                 end_process(processes[name])
+        if "web" in processes:
+            end_process(processes["web"])
         if processes.get("redis"):
             stop_embedded(folder, "started by this demo")
         if "site" in processes:

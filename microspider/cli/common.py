@@ -107,6 +107,26 @@ def run_options(f):
     return f
 
 
+def alert_options(f):
+    """--alert-webhook (repeatable), --alert-format, --stall-after, --alert-failure-rate."""
+    f = click.option("--alert-failure-rate", type=float, default=None, metavar="SHARE",
+                     help="alert when this share of parsed pages failed over 5 min [default: 0.5]")(f)
+    f = click.option("--stall-after", type=float, default=None, metavar="SECONDS",
+                     help="alert when work waits and no page was done this long [default: 600]")(f)
+    f = click.option("--alert-format", type=click.Choice(["dingtalk", "wecom", "feishu", "slack", "json"]),
+                     default=None, help="the webhook's message format [default: json]")(f)
+    return click.option("--alert-webhook", "alert_webhook", multiple=True, metavar="URL",
+                        help="POST alerts (stalled, failure rate, finished) here; repeatable")(f)
+
+
+def alerter_from(flags):
+    """The Alerter the alert options ask for (or None), taking them out of `flags`."""
+    from ..web import alerts
+
+    return alerts.from_options(flags.pop("alert_webhook", ()), flags.pop("alert_format", None),
+                               flags.pop("stall_after", None), flags.pop("alert_failure_rate", None))
+
+
 def handle_errors(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):

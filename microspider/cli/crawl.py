@@ -5,18 +5,21 @@ import sys
 import click
 
 from ..errors import ConfigError
-from .common import Env, cli, connection_options, handle_errors, run_options, say
+from .common import (Env, alert_options, alerter_from, cli, connection_options, handle_errors,
+                     run_options, say)
 
 # -- run ----------------------------------------------------------------------------
 @cli.command()
 @connection_options()
 @run_options
+@alert_options
 @click.argument("spider")
 @handle_errors
 def run(spider, **flags):
     """Run SPIDER (a file path or dotted module, optionally :ClassName) until its crawl ends."""
     from ..crawl import supervisor
 
+    alerter = alerter_from(flags)
     if flags.get("idle") is not None and flags.get("forever"):
         raise ConfigError("--idle and --forever exclude each other")
     env = Env(spider, flags)
@@ -27,7 +30,8 @@ def run(spider, **flags):
         from ..proxies import ProxyPool
 
         ProxyPool.from_source(env.settings.http_proxy, redis=env.redis.work)  # validate now
-    sys.exit(supervisor.run(ref, env.spider_cls, env.settings, env.redis_url, env.store_uri))
+    sys.exit(supervisor.run(ref, env.spider_cls, env.settings, env.redis_url, env.store_uri,
+                            alerter))
 
 
 @cli.command("_worker", hidden=True)

@@ -151,6 +151,7 @@ class Run:
         self._store = None
         self.stopping = False
         self.reason = None
+        self.alerter = None      # a web.alerts.Alerter, with --alert-webhook
 
     def start(self):
         self.state.record_start(self.settings.relay_mode, self.settings.max_age,
@@ -242,6 +243,8 @@ class Run:
                 self.stop("finished")
         else:
             state["idle_since"] = None
+        if self.alerter:
+            self.alerter.check(self.redis, self.name, finished=waiting is None)
         if self.clock() - state["shown"] >= (1.0 if self.progress.tty else 10.0):
             state["shown"] = self.clock()
             self.progress.show(waiting)
@@ -365,9 +368,10 @@ class Run:
             return None
 
 
-def run(spider_ref, spider_cls, settings, redis_url, store_uri):
+def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
     """Run a spider until finished or signalled; returns the exit code."""
     runner = Run(spider_ref, spider_cls, settings, redis_url, store_uri)
+    runner.alerter = alerter
     gevent.signal_handler(signal.SIGTERM, runner.stop, "stopped by SIGTERM")
     gevent.signal_handler(signal.SIGINT, runner.stop, "stopped by SIGINT")
     runner.start()

@@ -76,6 +76,15 @@ return moved
 """
 
 
+# KEYS: alerted key. ARGV: now, quiet seconds, expiry. 1 if this alert may go out now.
+ALERT_ONCE = """
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(ARGV[1]) - tonumber(last) < tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+
 def spiders(redis):
     """Names of every spider that ever ran or was sent seeds, sorted."""
     return sorted(n.decode() for n in redis.work.smembers(keys.SPIDERS))
@@ -130,6 +139,16 @@ class SpiderState:
 
     def upstreams(self):
         return sorted(u.decode() for u in self.client.smembers(keys.upstream(self.name)))
+
+    def meta(self):
+        """What the spider's last run recorded (relay_mode, max_age, started), as text."""
+        return {k.decode(): v.decode() for k, v in self.client.hgetall(keys.meta(self.name)).items()}
+
+    def alert_once(self, kind, now, quiet=3600):
+        """True if no `kind` alert of this spider went out in the last `quiet` seconds, and
+        records this one; atomic, so several processes (runs, dashboards) agree."""
+        return bool(self.client.eval(ALERT_ONCE, 1, keys.alerted(self.name, kind), repr(float(now)),
+                                     quiet, int(quiet * 2)))
 
     def progress(self):
         """(meta, seeding, work length, upstreams) in one round trip: what `finished` needs."""
@@ -294,6 +313,10 @@ class SpiderState:
     def counters(self):
         return _ints(self.client.hgetall(keys.stats(self.name)))
 
+    def pages_done(self):
+        """{bucket: pages done in it}; a bucket is PAGE_BUCKET seconds (epoch // PAGE_BUCKET)."""
+        return {int(k): int(v) for k, v in self.client.hgetall(keys.pages(self.name)).items()}
+
     def prune_pages(self, now=None):
         """Drop pages-done buckets older than PAGES_KEPT."""
         oldest = int((now or time.time()) // PAGE_BUCKET) - PAGES_KEPT // PAGE_BUCKET
@@ -358,7 +381,7 @@ class SpiderState:
         name = self.name
         fixed = [keys.workers(name), keys.stats(name), keys.pages(name), keys.meta(name), keys.crashes(name),
                  keys.upstream(name), keys.seeding(name), keys.relaylock(name), keys.ratelimit(name)]
-        patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*")]
+        patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*"), keys.alerted(name, "*")]
         found = fixed + [k for p in patterns for k in self.client.scan_iter(match=p, count=CHUNK)]
         n = 0
         for start in range(0, len(found), CHUNK):

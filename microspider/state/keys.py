@@ -22,6 +22,7 @@ key                                             type    holds
 ``microspider:{NAME}:relaylock``                string  lock held while the backlog is unparked
 ``microspider:{NAME}:ratelimit``                hash    token bucket of ``--rate``
 ``microspider:{NAME}:ratelimit:HOST``           hash    token bucket of ``--rate-per-host``
+``microspider:{NAME}:alerted:KIND``             string  when the last alert of KIND was sent (epoch s)
 ``microspider:spiders``                         set     names of every spider that ever ran (for ``stat``)
 ==============================================  ======  ===================================================
 """
@@ -89,3 +90,6 @@ def relaylock(name):
 def ratelimit(name, host=None):
     return _key(name, "ratelimit", host) if host else _key(name, "ratelimit")
 
+
+def alerted(name, kind):
+    return _key(name, "alerted", kind)
