@@ -72,6 +72,13 @@ def _text(text):
     return str(text)
 
 
+def _fetcher(text):
+    value = str(text).strip().lower()
+    if value not in ("curl", "urllib3"):
+        raise ValueError("must be curl or urllib3")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str
@@ -112,6 +119,7 @@ OPTIONS = [
     Option("idle", _nonneg_float, 5.0, "exit after the crawl has been finished this long"),
     Option("forever", _flag, False, "never exit by itself"),
     Option("max_body", _pos_int, 10 * 1024 * 1024, "largest response body in bytes"),
+    Option("fetcher", _fetcher, "curl", "HTTP client: curl (libcurl on the gevent loop) or urllib3"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 CONNECTION = [o for o in OPTIONS if o.connection]

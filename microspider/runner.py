@@ -87,7 +87,7 @@ def _settings_dict(settings):
 
 def run_worker(job_text):
     """Body of a worker process (called by ``microspider _worker`` after patching)."""
-    from .fetcher import Fetcher
+    from .fetcher import make_fetcher
     from .worker import Worker
 
     job = json.loads(job_text)
@@ -110,7 +110,8 @@ def run_worker(job_text):
         from .ratelimit import HostRateLimiter
 
         host_limiter = HostRateLimiter(redis.work, spider.name, settings.rate_per_host)
-    fetcher = Fetcher(spider, settings, proxies=proxies, limiter=limiter, host_limiter=host_limiter)
+    fetcher = make_fetcher(spider, settings, proxies=proxies, limiter=limiter,
+                           host_limiter=host_limiter)
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
     gevent.signal_handler(signal.SIGINT, worker.stop)
