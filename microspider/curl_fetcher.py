@@ -17,7 +17,7 @@ a kill during a transfer never leaves it there; handles are ``reset()`` and
 reused from a free list; DNS and TLS sessions are shared (``CurlShare``).
 """
 import logging
-import math
+import time
 
 import certifi
 import pycurl
@@ -60,12 +60,30 @@ class CurlError(FetchError):
         self.errno = errno
 
 
-class CurlLoop:
-    """One CurlMulti whose sockets and timer are watched by the gevent loop of this thread."""
+class _Transfer:
+    """A transfer in the multi: its greenlet's Waiter and when a byte last arrived."""
 
-    def __init__(self, max_connections=64, hub=None):
+    __slots__ = ("waiter", "received", "quiet_since")
+
+    def __init__(self, waiter, now):
+        self.waiter, self.received, self.quiet_since = waiter, -1, now
+
+
+class CurlLoop:
+    """One CurlMulti whose sockets and timer are watched by the gevent loop of this thread.
+
+    ``idle_timeout``: a transfer whose connection is made (libcurl's own
+    connect timeout covers the rest) and which receives no byte for that many
+    seconds fails; a sweep every ``idle_timeout / 4`` (at most 1 s) checks.
+    """
+
+    def __init__(self, max_connections=64, idle_timeout=20.0, hub=None, now=time.monotonic):
         self.hub = hub or get_hub()
         self.loop = self.hub.loop
+        self.now = now
+        self.idle_timeout = idle_timeout
+        period = min(1.0, idle_timeout / 4.0)
+        self._sweeper = self.loop.timer(period, period)
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
@@ -76,17 +94,19 @@ class CurlLoop:
         self.errors = []        # exceptions caught inside the hub's callbacks (the last 20)
         self._watchers = {}     # fd -> gevent io watcher
         self._timer = None
-        self._waiters = {}      # easy handle in the multi -> the Waiter of its greenlet
+        self._transfers = {}    # easy handle in the multi -> _Transfer
 
     @property
     def handles(self):
         """How many easy handles are in the multi now."""
-        return len(self._waiters)
+        return len(self._transfers)
 
     def perform(self, handle):
         """Run one transfer to its end, blocking only the calling greenlet; (errno, message)."""
         waiter = Waiter(self.hub)
-        self._waiters[handle] = waiter
+        self._transfers[handle] = _Transfer(waiter, self.now())
+        if not self._sweeper.active:
+            self._sweeper.start(self._sweep)
         try:
             self.multi.add_handle(handle)
             try:
@@ -94,9 +114,12 @@ class CurlLoop:
             finally:
                 self.multi.remove_handle(handle)  # also when a Timeout or kill lands in get()
         finally:
-            del self._waiters[handle]
+            del self._transfers[handle]
+            if not self._transfers:
+                self._sweeper.stop()
 
     def close(self):
+        self._sweeper.stop()
         for watcher in self._watchers.values():
             watcher.stop()
         self._watchers.clear()
@@ -159,20 +182,40 @@ class CurlLoop:
         for handle, errno, message in finished:
             self._wake(handle, (errno, message))
 
+    def _sweep(self):
+        """Fail the transfers that received nothing for ``idle_timeout`` seconds."""
+        try:
+            now, stale = self.now(), []
+            for handle, transfer in self._transfers.items():
+                if not handle.getinfo_raw(pycurl.PRETRANSFER_TIME_T):
+                    continue  # still connecting: CONNECTTIMEOUT_MS bounds that
+                received = (handle.getinfo_raw(pycurl.SIZE_DOWNLOAD_T)
+                            + handle.getinfo_raw(pycurl.HEADER_SIZE))
+                if received != transfer.received:
+                    transfer.received, transfer.quiet_since = received, now
+                elif now - transfer.quiet_since >= self.idle_timeout:
+                    stale.append(handle)
+        except BaseException as exc:  # noqa: B902
+            self._failed("idle sweep", exc)
+            return
+        for handle in stale:
+            self._wake(handle, (pycurl.E_OPERATION_TIMEDOUT,
+                                "no byte received for %g s" % self.idle_timeout))
+
     def _wake(self, handle, outcome):
-        waiter = self._waiters.get(handle)
-        if waiter is None:
+        transfer = self._transfers.get(handle)
+        if transfer is None:
             return  # its greenlet was killed and took the handle out already
         try:
-            waiter.switch(outcome)
+            transfer.waiter.switch(outcome)
         except BaseException as exc:  # noqa: B902
             self._failed("waking a transfer", exc)
 
     def _failed(self, where, exc):
         """Record a callback's exception and fail every waiting transfer, so none hangs."""
         self.errors = self.errors[-19:] + [(where, exc)]
-        log.error("libcurl %s failed: %r; failing %d transfers", where, exc, len(self._waiters))
-        for handle in list(self._waiters):
+        log.error("libcurl %s failed: %r; failing %d transfers", where, exc, len(self._transfers))
+        for handle in list(self._transfers):
             self._wake(handle, (-1, "internal error in the %s: %r" % (where, exc)))
 
 
@@ -214,12 +257,10 @@ class CurlFetcher(Fetcher):
 
     def __init__(self, spider, settings, **kwargs):
         super().__init__(spider, settings, **kwargs)
-        self.curl = CurlLoop(max_connections=max(settings.pool, 10))
+        self.curl = CurlLoop(max_connections=max(settings.pool, 10), idle_timeout=settings.timeout)
         self._free = []
         self._verify = 2 if spider.verify else 0
         self._connect_ms = max(1, int(settings.timeout * 1000))
-        # libcurl's low-speed window is whole seconds: a timeout under 1 s waits 1 s for bytes
-        self._idle_s = max(1, int(math.ceil(settings.timeout)))
 
     def _request(self, seed, proxy):
         url = seed.request_url()
@@ -278,8 +319,6 @@ class CurlFetcher(Fetcher):
         setopt(pycurl.FOLLOWLOCATION, 1)
         setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
         setopt(pycurl.CONNECTTIMEOUT_MS, self._connect_ms)
-        setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        setopt(pycurl.LOW_SPEED_TIME, self._idle_s)
         setopt(pycurl.MAXFILESIZE, self.max_body)  # a Content-Length over the limit fails at once
         # "" (not unset): libcurl would otherwise take a proxy from http_proxy & co.
         setopt(pycurl.PROXY, proxy.url if proxy is not None else "")

@@ -22,7 +22,7 @@ No gevent import here: the worker entry point has already patched sockets and
 """
 import itertools
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3.util.retry import Retry
@@ -155,7 +155,8 @@ class Urllib3Fetcher(Fetcher):
 
                 manager = SOCKSProxyManager(proxy.url, **self._pool_args)
             else:
-                manager = urllib3.ProxyManager(proxy.url, **self._pool_args)
+                manager = urllib3.ProxyManager(proxy.url, proxy_headers=_proxy_auth(proxy.url),
+                                               **self._pool_args)
             self._via[proxy.url] = manager
         return manager
 
@@ -223,6 +224,15 @@ def _tls_args(verify):
         return {"cert_reqs": "CERT_REQUIRED", "ca_certs": certifi.where()}
     except ImportError:  # pragma: no cover
         return {"cert_reqs": "CERT_REQUIRED"}
+
+
+def _proxy_auth(url):
+    """Proxy-Authorization for a proxy URL's user:password (urllib3 does not read it itself)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    credentials = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
+    return urllib3.util.make_headers(proxy_basic_auth=credentials)
 
 
 def _first_line(exc):
