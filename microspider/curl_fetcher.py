@@ -239,6 +239,32 @@ class _Body:
         return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
 
 
+class _Sends:
+    """The pre-request callback: refuses libcurl's silent resend of a request.
+
+    When a reused connection dies before any answer, libcurl sends the request
+    again on a new connection by itself (and no libcurl option stops it before
+    8.16's CURLOPT_FORBID_RETRY_ON_REUSE, which pycurl does not offer).  That
+    would be an attempt microspider does not count, through the same proxy; so
+    a second send with no answer line received in between aborts the transfer,
+    and the fetch loop retries it as any failed attempt.  A redirect is a new
+    send after an answer, and goes on.
+    """
+
+    __slots__ = ("lines", "seen", "refused")
+
+    def __init__(self, lines):
+        self.lines, self.seen, self.refused = lines, None, False
+
+    def __call__(self, primary_ip, local_ip, primary_port, local_port):
+        received = len(self.lines)
+        if received == self.seen:
+            self.refused = True
+            return pycurl.PREREQFUNC_ABORT
+        self.seen = received
+        return pycurl.PREREQFUNC_OK
+
+
 class _Answer:
     """The status line and headers of the final answer, shaped as build_response reads them."""
 
@@ -268,10 +294,10 @@ class CurlFetcher(Fetcher):
         body = seed.body()
         handle = self._free.pop() if self._free else self._new_handle()
         try:
-            sink, lines = self._prepare(handle, seed.method, url, headers, body, proxy)
+            sink, lines, sends = self._prepare(handle, seed.method, url, headers, body, proxy)
             errno, message = self.curl.perform(handle)
             if errno:
-                raise self._error(errno, message, sink)
+                raise self._error(errno, message, sink, sends)
             answer = _Answer(handle.getinfo(pycurl.RESPONSE_CODE), lines)
             final = handle.getinfo(pycurl.EFFECTIVE_URL)
         finally:
@@ -285,7 +311,7 @@ class CurlFetcher(Fetcher):
         return handle
 
     def _prepare(self, handle, method, url, headers, body, proxy):
-        """Set the options of one transfer on a fresh (reset) handle; (body sink, header lines)."""
+        """Set the options of one transfer on a fresh (reset) handle; (body, header lines, sends)."""
         setopt = handle.setopt
         setopt(pycurl.URL, url if url.isascii() else _ascii_url(url))
         encoding = typed = None
@@ -313,6 +339,8 @@ class CurlFetcher(Fetcher):
         sink, lines = _Body(self.max_body), []
         setopt(pycurl.WRITEFUNCTION, sink.write)
         setopt(pycurl.HEADERFUNCTION, lines.append)  # a C method: no Python frame per header line
+        sends = _Sends(lines)
+        setopt(pycurl.PREREQFUNCTION, sends)
         setopt(pycurl.NOSIGNAL, 1)
         setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
@@ -324,7 +352,7 @@ class CurlFetcher(Fetcher):
         setopt(pycurl.PROXY, proxy.url if proxy is not None else "")
         if url.startswith("https:") or (proxy is not None and proxy.url.startswith("https:")):
             self._tls(setopt, proxy)
-        return sink, lines
+        return sink, lines, sends
 
     def _tls(self, setopt, proxy):
         setopt(pycurl.CAINFO, certifi.where())
@@ -335,9 +363,12 @@ class CurlFetcher(Fetcher):
             setopt(pycurl.PROXY_SSL_VERIFYPEER, 1 if self._verify else 0)
             setopt(pycurl.PROXY_SSL_VERIFYHOST, self._verify)
 
-    def _error(self, errno, message, sink):
+    def _error(self, errno, message, sink, sends):
         if errno == pycurl.E_FILESIZE_EXCEEDED or (errno == pycurl.E_WRITE_ERROR and sink.over):
             return CurlError("body is over --max-body %d bytes" % self.max_body, errno)
+        if sends.refused:
+            return CurlError("connection closed before any answer (curl would resend on a new "
+                             "connection; microspider retries instead)", errno)
         kind = KINDS.get(errno, "transfer failed")
         return CurlError("%s (curl error %d: %s)" % (kind, errno, message), errno)
 

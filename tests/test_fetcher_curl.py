@@ -266,6 +266,53 @@ def test_a_reset_body_is_a_failed_fetch(servers, fetcher):
         fetcher(retry=0, timeout=2).fetch(Seed(broken.url))
 
 
+class ResetAfterFirst:
+    """Answers the first request (keep-alive), then resets the connection at every later one."""
+
+    def __init__(self):
+        self.requests = 0
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d/" % self.srv.getsockname()[1]
+
+    def start(self):
+        self.srv.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            while conn.recv(65536):
+                self.requests += 1
+                if self.requests > 1:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def stop(self):
+        self.srv.close()
+
+
+def test_a_reused_connection_that_dies_is_one_failed_attempt_not_a_silent_resend(servers, fetcher):
+    srv = servers(ResetAfterFirst())
+    f = fetcher(retry=0)
+    assert f.fetch(Seed(srv.url)).content == b"ok"
+    with pytest.raises(FetchError):
+        f.fetch(Seed(srv.url + "again"))       # sent on the kept-alive connection, which resets
+    assert srv.requests == 2                   # libcurl alone would have sent it once more
+    with pytest.raises(FetchError):
+        fetcher(retry=1).fetch(Seed(srv.url + "twice"))
+    assert srv.requests == 4                   # one request per attempt, no more
+
+
 def test_repeated_set_cookie_headers_are_all_kept(servers, fetcher):
     two = serve_raw(servers, b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2\r\n"
                              b"X-Case: kept\r\nContent-Length: 2\r\n\r\nok")
