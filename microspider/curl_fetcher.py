@@ -95,6 +95,7 @@ class CurlLoop:
         self._watchers = {}     # fd -> gevent io watcher
         self._timer = None
         self._transfers = {}    # easy handle in the multi -> _Transfer
+        self.closed = False
 
     @property
     def handles(self):
@@ -112,14 +113,22 @@ class CurlLoop:
             try:
                 return waiter.get()
             finally:
-                self.multi.remove_handle(handle)  # also when a Timeout or kill lands in get()
+                if not self.closed:
+                    self.multi.remove_handle(handle)  # also when a Timeout or kill lands in get()
         finally:
             del self._transfers[handle]
             if not self._transfers:
                 self._sweeper.stop()
 
     def close(self):
+        """Fail what is still in the multi (its greenlets wake with an error), then free it all."""
+        if self.closed:
+            return
+        self.closed = True
         self._sweeper.stop()
+        for handle, transfer in list(self._transfers.items()):
+            self.multi.remove_handle(handle)
+            self.loop.run_callback(transfer.waiter.switch, (-1, "the fetcher was closed"))
         for watcher in self._watchers.values():
             watcher.stop()
         self._watchers.clear()

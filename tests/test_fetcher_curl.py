@@ -445,3 +445,17 @@ def test_handles_are_reused_and_many_transfers_share_one_multi(site, curl):
     for n in range(10):
         f.fetch(Seed(site.url + "/again%d" % n))
     assert len(f._free) == pooled       # sequential fetches took handles from the free list
+
+
+def test_closing_the_fetcher_during_a_transfer_fails_that_transfer(servers, curl):
+    stalled = serve_raw(servers, b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nslow", stall=True)
+    f = curl(retry=0, timeout=30)
+    g = gevent.spawn(f.fetch, Seed(stalled.url))
+    deadline = time.monotonic() + 5
+    while f.curl.handles != 1:
+        assert time.monotonic() < deadline, "the transfer never started"
+        gevent.sleep(0.01)
+    f.close()
+    g.join(5)
+    assert g.dead and isinstance(g.exception, FetchError) and "closed" in str(g.exception)
+    assert f.curl.handles == 0
