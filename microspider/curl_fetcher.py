@@ -221,11 +221,16 @@ class CurlLoop:
             self._failed("waking a transfer", exc)
 
     def _failed(self, where, exc):
-        """Record a callback's exception and fail every waiting transfer, so none hangs."""
+        """Record a callback's exception and fail every waiting transfer, so none hangs.
+
+        The wake-ups are scheduled, not made here: this may run inside a pycurl
+        call, or in a greenlet (libcurl calls back from add_handle/remove_handle).
+        """
         self.errors = self.errors[-19:] + [(where, exc)]
         log.error("libcurl %s failed: %r; failing %d transfers", where, exc, len(self._transfers))
-        for handle in list(self._transfers):
-            self._wake(handle, (-1, "internal error in the %s: %r" % (where, exc)))
+        outcome = (-1, "internal error in the %s: %r" % (where, exc))
+        for transfer in self._transfers.values():
+            self.loop.run_callback(transfer.waiter.switch, outcome)
 
 
 class _Body:
@@ -320,7 +325,7 @@ class CurlFetcher(Fetcher):
         return handle
 
     def _prepare(self, handle, method, url, headers, body, proxy):
-        """Set the options of one transfer on a fresh (reset) handle; (body, header lines, sends)."""
+        """Set one transfer's options on a fresh (reset) handle; (body, header lines, sends)."""
         setopt = handle.setopt
         setopt(pycurl.URL, url if url.isascii() else _ascii_url(url))
         encoding = typed = None

@@ -142,7 +142,8 @@ def raw_server(answer):
 
 
 @pytest.mark.parametrize("answer, message", [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "IncompleteRead|ProtocolError|incomplete body"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+     "IncompleteRead|ProtocolError|incomplete body"),
     (b"garbage\r\n\r\n", "Error"),
     (b"", "Error"),
 ])
@@ -181,7 +182,8 @@ def test_https_target_through_an_http_proxy(tls_site, fetcher):
         r = f.fetch(Seed(target))
         assert r.text == "secret page /hotel" and r.url == target     # a CONNECT tunnel
         assert proxy.hits == 1
-        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|SSLError|certificate verify"):
+        refused = "CERTIFICATE_VERIFY_FAILED|SSLError|certificate verify"
+        with pytest.raises(FetchError, match=refused):
             fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0).fetch(Seed(target))
     finally:
         proxy.stop()

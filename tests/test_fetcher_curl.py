@@ -28,7 +28,8 @@ PAGE = "<h1>%s</h1>"
 
 def route(handler, path, attempt):
     if path == "/ua":
-        return 200, {}, "%s|%s" % (handler.headers.get("User-Agent"), handler.headers.get("X-Spider"))
+        return 200, {}, "%s|%s" % (handler.headers.get("User-Agent"),
+                                   handler.headers.get("X-Spider"))
     if path == "/echo":
         return 200, {}, "%s|%s|%s" % (handler.command, handler.headers.get("Content-Type"),
                                       handler.body.decode())
@@ -127,7 +128,8 @@ def test_http_proxy_carries_the_request_and_hears_of_the_success(site, servers, 
 
 def test_proxy_with_credentials(site, servers, fetcher):
     proxy = servers(ProxyServer("ok", auth=("user", "pw")))
-    assert fetcher(proxies=RecordingPool([proxy.url])).fetch(Seed(site.url + "/auth")).status_code == 200
+    f = fetcher(proxies=RecordingPool([proxy.url]))
+    assert f.fetch(Seed(site.url + "/auth")).status_code == 200
     wrong = proxy.url.replace("user:pw", "user:nope")
     with pytest.raises(FetchError, match="HTTP 407"):
         fetcher(proxies=RecordingPool([wrong]), retry=0).fetch(Seed(site.url + "/auth"))
@@ -218,7 +220,7 @@ def test_a_trickle_of_bytes_is_not_a_timeout(servers, fetcher):
     srv = servers(Trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"abcde", every=0.4))
     started = time.monotonic()
     assert fetcher(retry=0, timeout=1).fetch(Seed(srv.url)).content == b"abcde"
-    assert time.monotonic() - started > 1.5     # slower in all than the timeout, never idle that long
+    assert time.monotonic() - started > 1.5     # longer in all than the timeout, never idle so long
 
 
 class Trickle:
@@ -459,3 +461,26 @@ def test_closing_the_fetcher_during_a_transfer_fails_that_transfer(servers, curl
     g.join(5)
     assert g.dead and isinstance(g.exception, FetchError) and "closed" in str(g.exception)
     assert f.curl.handles == 0
+
+
+def test_an_error_in_a_callback_is_recorded_and_fails_the_transfer_instead_of_hanging(site, curl):
+    f = curl(retry=0)
+
+    class Broken:
+        """The real multi, except that driving it raises (as a bug in the hub's callback would)."""
+
+        def __init__(self, multi):
+            self.multi = multi
+
+        def __getattr__(self, name):
+            return getattr(self.multi, name)
+
+        def socket_action(self, fd, mask):
+            raise RuntimeError("bug in the io callback")
+
+    f.curl.multi = Broken(f.curl.multi)
+    with gevent.Timeout(5):
+        with pytest.raises(FetchError, match="internal error in the socket_action"):
+            f.fetch(Seed(site.url + "/broken"))
+    assert f.curl.handles == 0 and [where for where, _ in f.curl.errors] == ["socket_action"]
+    f.curl.multi = f.curl.multi.multi
