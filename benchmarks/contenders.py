@@ -106,10 +106,10 @@ class Microspider(Contender):
     uses_redis = True
     worker_word = "_worker"
 
-    def __init__(self, workers):
-        self.workers = workers
-        self.name = "micro%d" % workers
-        self.label = "microspider -w %d" % workers
+    def __init__(self, workers, fetcher=None):
+        self.workers, self.fetcher = workers, fetcher
+        self.name = "micro%d" % workers + ("_" + fetcher if fetcher else "")
+        self.label = "microspider -w %d" % workers + (" --fetcher " + fetcher if fetcher else "")
 
     def prepare(self, ctx):
         from microspider.ops.seeding import push_seeds
@@ -129,7 +129,8 @@ class Microspider(Contender):
         return _python("microspider", "run", os.path.join(HERE, "linkspider.py"),
                        "--pool", ctx.concurrency, "-w", self.workers, "--idle", "0.5",
                        "--redis", ctx.redis_url, "--mongo-uri", "sqlite:///" + store,
-                       "--config", os.devnull)   # defaults only, not the example's microspider.cfg
+                       "--config", os.devnull,   # defaults only, not the example's microspider.cfg
+                       *(["--fetcher", self.fetcher] if self.fetcher else []))
 
     def check(self, ctx, stdout):
         from microspider.state import keys
@@ -181,8 +182,9 @@ class ScrapyRedis(Scrapy):
                        ctx.pages, "--concurrency", ctx.concurrency, "--redis", ctx.redis_url)
 
 
-ALL = [Bare(), BareNoTrust(), BareRedis(), Microspider(1), Microspider(2), Scrapy(), ScrapyRedis()]
-DEFAULT = ["bare", "bare_notrust", "micro1", "micro2", "scrapy", "scrapy_redis"]
+ALL = [Bare(), BareNoTrust(), BareRedis(), Microspider(1), Microspider(2),
+       Microspider(1, "curl"), Microspider(1, "urllib3"), Scrapy(), ScrapyRedis()]
+DEFAULT = ["bare", "bare_notrust", "micro1", "micro1_urllib3", "micro2", "scrapy", "scrapy_redis"]
 BASELINE = "bare"
 
 

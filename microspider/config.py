@@ -72,6 +72,13 @@ def _text(text):
     return str(text)
 
 
+def _fetcher(text):
+    value = str(text).strip().lower()
+    if value not in ("curl", "urllib3"):
+        raise ValueError("must be curl or urllib3")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str
@@ -116,6 +123,7 @@ OPTIONS = [
            "(ParseTimeout)"),
     Option("max_crashes", _pos_int, 3, "deliveries of a seed that killed or hung its worker "
            "before it is stored as WorkerCrashed"),
+    Option("fetcher", _fetcher, "curl", "HTTP client: curl (libcurl on the gevent loop) or urllib3"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 CONNECTION = [o for o in OPTIONS if o.connection]

@@ -1,6 +1,9 @@
+import os
+
 import pytest
 
 from microspider import Spider
+from tests.crawl import ROOT
 from microspider.config import resolve
 from microspider.errors import ConfigError
 
@@ -20,11 +23,17 @@ def write(tmp_path, text):
     return str(path)
 
 
-def test_defaults_when_nothing_is_set(tmp_path):
-    s = resolve({}, None, config_path=None, environ={}) if False else resolve(
-        {"config": None}, None, environ={})
+def test_defaults_when_nothing_is_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)       # no microspider.cfg here (the repository root has one)
+    s = resolve({"config": None}, None, environ={})
     assert (s.retry, s.worker, s.max_age, s.relay_mode, s.pool, s.mongo_db) == (3, 1, 5, 0, 100, "microspiders")
     assert s.configured == frozenset()
+    assert (s.parse_timeout, s.max_crashes, s.fetcher) == (60.0, 3, "curl")
+
+
+def test_the_repository_config_sets_up_the_ctrip_example():
+    s = resolve({"config": os.path.join(ROOT, "microspider.cfg")}, None, environ={})
+    assert (s.timeout, s.pool, s.idle, s.relay_delay) == (1.5, 50, 2.0, 0.5)
 
 
 def test_layering_defaults_cfg_spider_class_flags(tmp_path):

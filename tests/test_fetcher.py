@@ -1,4 +1,5 @@
-"""The fetcher against real local HTTP servers: what parse receives, and what counts as failed."""
+"""Both fetchers (curl, urllib3) against real local HTTP servers: what parse receives, and what
+counts as failed.  Every test runs once per transport (the `fetcher` fixture)."""
 import gzip
 import socket
 import threading
@@ -9,7 +10,7 @@ import requests
 from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
-from microspider.crawl.fetcher import Fetcher
+from microspider.crawl.fetcher import FETCHERS, make_fetcher
 from tests.servers import Site
 
 
@@ -21,9 +22,25 @@ class S(Spider):
         return ()
 
 
-def fetcher(**flags):
-    settings = resolve(dict({"config": None}, **flags), S, environ={})
-    return Fetcher(S(), settings)
+@pytest.fixture(params=FETCHERS)
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def fetcher(transport):
+    """make(spider_cls=S, proxies=None, **flags): a fetcher of this test's transport."""
+    made = []
+
+    def make(spider_cls=S, proxies=None, **flags):
+        flags = dict({"config": None, "fetcher": transport}, **flags)
+        settings = resolve(flags, spider_cls, environ={})
+        made.append(make_fetcher(spider_cls(), settings, proxies=proxies))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
 
 
 def route(handler, path, attempt):
@@ -44,7 +61,7 @@ def route(handler, path, attempt):
         return 200, {"Content-Type": "text/html; charset=gbk"}, "<h1>北京</h1>".encode("gbk")
     if path == "/big":
         return 200, {}, b"x" * 5000
-    if path == "/flaky" and attempt <= 2:
+    if path.startswith("/flaky") and attempt <= 2:  # attempts count per path: /flaky?curl
         return 503, {}, "busy"
     if path == "/banned":
         return 403, {}, "go away"
@@ -58,25 +75,26 @@ def site():
     s.stop()
 
 
-def test_response_is_a_requests_response_with_soup(site):
+def test_response_is_a_requests_response_with_soup(site, fetcher):
     r = fetcher().fetch(Seed(site.url + "/page"))
     assert isinstance(r, requests.Response) and r.status_code == 200
     assert r.soup.h1.text == "/page" and r.url == site.url + "/page"
     assert r.headers["content-type"].startswith("text/html") and r.encoding == "utf-8"
-    assert r.request.method == "GET"
+    assert r.request.method == "GET" and r.request.url == site.url + "/page"
+    assert r.request.headers["X-Spider"] == "yes" and r.request.body is None
 
 
-def test_redirects_followed_and_final_url_kept(site):
+def test_redirects_followed_and_final_url_kept(site, fetcher):
     r = fetcher().fetch(Seed(site.url + "/redirect"))
     assert r.url == site.url + "/final?x=1" and r.text == "<h1>/final?x=1</h1>"
 
 
-def test_redirect_loop_is_a_failed_fetch(site):
+def test_redirect_loop_is_a_failed_fetch(site, fetcher):
     with pytest.raises(FetchError, match="redirect"):
         fetcher(retry=0).fetch(Seed(site.url + "/loop"))
 
 
-def test_cookies_headers_query_and_post_body_are_sent(site):
+def test_cookies_headers_query_and_post_body_are_sent(site, fetcher):
     seed = Seed(site.url + "/echo", method="POST", headers={"X-Seed": "1"}, cookies={"a": "b"},
                 data={"k": "v", "z": "1"})
     r = fetcher().fetch(seed)
@@ -84,20 +102,20 @@ def test_cookies_headers_query_and_post_body_are_sent(site):
     assert fetcher().fetch(Seed(site.url + "/cookies")).cookies.get("sid") == "abc"
 
 
-def test_gzip_and_declared_encodings(site):
+def test_gzip_and_declared_encodings(site, fetcher):
     assert fetcher().fetch(Seed(site.url + "/gzip")).content.decode("utf-8") == "压缩"
     r = fetcher().fetch(Seed(site.url + "/gbk"))
     assert r.encoding == "gbk" and r.soup.h1.text == "北京"
 
 
-def test_retryable_status_is_retried_then_fails(site):
+def test_retryable_status_is_retried_then_fails(site, fetcher, transport):
     f = fetcher(retry=2)
-    assert f.fetch(Seed(site.url + "/flaky")).status_code == 200 and f.retries == 2
+    assert f.fetch(Seed(site.url + "/flaky?" + transport)).status_code == 200 and f.retries == 2
     with pytest.raises(FetchError, match="HTTP 403"):
         fetcher(retry=1).fetch(Seed(site.url + "/banned"))   # default is_banned: 403
 
 
-def test_max_body(site):
+def test_max_body(site, fetcher):
     assert len(fetcher(max_body=5000).fetch(Seed(site.url + "/big")).content) == 5000
     with pytest.raises(FetchError, match="max-body"):
         fetcher(max_body=4999, retry=0).fetch(Seed(site.url + "/big"))
@@ -124,11 +142,12 @@ def raw_server(answer):
 
 
 @pytest.mark.parametrize("answer, message", [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "IncompleteRead|ProtocolError"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+     "IncompleteRead|ProtocolError|incomplete body"),
     (b"garbage\r\n\r\n", "Error"),
     (b"", "Error"),
 ])
-def test_truncated_and_broken_answers_are_failed_fetches(answer, message):
+def test_truncated_and_broken_answers_are_failed_fetches(answer, message, fetcher):
     srv, url = raw_server(answer)
     try:
         with pytest.raises(FetchError, match=message):
@@ -137,7 +156,7 @@ def test_truncated_and_broken_answers_are_failed_fetches(answer, message):
         srv.close()
 
 
-def test_timeout_is_a_failed_fetch():
+def test_timeout_is_a_failed_fetch(fetcher):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)  # accepts, never answers
@@ -148,7 +167,7 @@ def test_timeout_is_a_failed_fetch():
         srv.close()
 
 
-def test_https_target_through_an_http_proxy(tls_site):
+def test_https_target_through_an_http_proxy(tls_site, fetcher):
     from tests.proxyserver import ProxyServer
 
     class Insecure(S):
@@ -158,12 +177,13 @@ def test_https_target_through_an_http_proxy(tls_site):
     try:
         from microspider.proxies import ProxyPool
 
-        settings = resolve({"config": None, "retry": 0}, Insecure, environ={})
-        f = Fetcher(Insecure(), settings, proxies=ProxyPool.from_source(proxy.url))
+        f = fetcher(Insecure, proxies=ProxyPool.from_source(proxy.url), retry=0)
         target = "https://127.0.0.1:%d/hotel" % tls_site.server.server_address[1]
-        assert f.fetch(Seed(target)).text == "secret page /hotel"     # a CONNECT tunnel
+        r = f.fetch(Seed(target))
+        assert r.text == "secret page /hotel" and r.url == target     # a CONNECT tunnel
         assert proxy.hits == 1
-        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|SSLError"):
-            Fetcher(S(), settings, proxies=ProxyPool.from_source(proxy.url)).fetch(Seed(target))
+        refused = "CERTIFICATE_VERIFY_FAILED|SSLError|certificate verify"
+        with pytest.raises(FetchError, match=refused):
+            fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0).fetch(Seed(target))
     finally:
         proxy.stop()

@@ -73,14 +73,16 @@ def list_command(key, as_json, **flags):
 @click.option("--url", default=CHECK_URL, show_default=True, help="the URL to fetch through each proxy")
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="seconds per proxy")
 @click.option("--concurrency", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--fetcher", type=click.Choice(["curl", "urllib3"]), default="curl", show_default=True,
+              help="the crawl's HTTP client to check with")
 @handle_errors
-def check(source, url, timeout, concurrency, **flags):
+def check(source, url, timeout, concurrency, fetcher, **flags):
     """Fetch --url through every proxy of SOURCE (URL, file, set:KEY or redis://...#KEY) at once."""
     from ..proxies import ProxyPool, check_proxies
 
     redis = Env(None, flags).redis.work if source.startswith("set:") else None
     pool = ProxyPool.from_source(source, redis=redis)
-    rows = check_proxies(pool.proxies, url, timeout=timeout, concurrency=concurrency)
+    rows = check_proxies(pool.proxies, url, timeout=timeout, concurrency=concurrency, fetcher=fetcher)
     click.echo("%-40s %-4s %9s %s" % ("proxy", "ok", "latency", "error"))
     for row in rows:
         latency = "-" if row["latency"] is None else "%.3fs" % row["latency"]

@@ -31,7 +31,7 @@ def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd
 
 def run_worker(job_text):
     """Run one worker process until it is stopped; returns its exit code."""
-    from .fetcher import Fetcher
+    from .fetcher import make_fetcher
     from .worker import Monitor, Worker
 
     job = json.loads(job_text)
@@ -49,10 +49,10 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    fetcher = Fetcher(spider, settings, proxies=proxies,
-                      limiter=state.rate_limiter(settings.rate) if settings.rate else None,
-                      host_limiter=(state.host_rate_limiter(settings.rate_per_host)
-                                    if settings.rate_per_host else None))
+    fetcher = make_fetcher(spider, settings, proxies=proxies,
+                           limiter=state.rate_limiter(settings.rate) if settings.rate else None,
+                           host_limiter=(state.host_rate_limiter(settings.rate_per_host)
+                                         if settings.rate_per_host else None))
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
                     monitor=monitor)
     gevent.signal_handler(signal.SIGTERM, worker.stop)

@@ -1,23 +1,33 @@
 """One fetch of a seed, with immediate retries through rotating proxies.
 
-The fetch runs on urllib3 (which requests itself sits on) and hands parse a
-real ``requests.Response``: requests' per-call session work (merging settings,
-preparing the request, scanning the environment for proxies) was half of the
-client's CPU per page, and none of it is needed here.  What parse sees is the
-same: status, headers, body, encoding, final URL, ``history``-less redirects
-followed, cookies from ``Set-Cookie``.
+``Fetcher`` holds what every transport shares: the retry loop, a different
+proxy per retry, the rate limiters, proxy health reports, retryable statuses
+and bans, and the request headers (User-Agent rotation, seed cookies).  A
+transport implements only ``_request(seed, proxy)``, one HTTP exchange that
+returns a ``microspider.response.Response`` or raises one of its
+``transport_errors``:
+
+- ``Urllib3Fetcher`` (here): urllib3, which requests itself sits on, with
+  requests' per-call session work (merging settings, preparing the request,
+  scanning the environment for proxies) left out;
+- ``CurlFetcher`` (``microspider.crawl.curl_fetcher``): libcurl's multi interface
+  driven by the gevent loop.
+
+``make_fetcher`` picks one by ``--fetcher``.  What parse sees is the same from
+both: status, headers, body, encoding, final URL after redirects, cookies
+from ``Set-Cookie``, ``.request``.
 
 No gevent import here: the worker entry point has already patched sockets and
 ``time.sleep``, so waits below are cooperative there and plain in tests.
 """
 import itertools
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3.util.retry import Retry
 
-from ..errors import FetchError, NoProxy
+from ..errors import ConfigError, FetchError, NoProxy
 from .response import build_response
 
 # 407: the proxy refused us; retried through another one
@@ -28,28 +38,28 @@ REDIRECTS = Retry(total=None, connect=0, read=0, redirect=20, status=0, other=0,
 DEFAULT_HEADERS = {"User-Agent": "microspider/0.1 (+python-urllib3)", "Accept": "*/*",
                    "Accept-Encoding": "gzip, deflate"}
 FETCH_ERRORS = (urllib3.exceptions.HTTPError, OSError, FetchError, ValueError)
+FETCHERS = ("curl", "urllib3")
 
 
 
 
 class Fetcher:
-    """Fetches seeds for one spider: one connection pool per process, one per proxy."""
+    """Fetches seeds for one spider; a subclass supplies the transport (``_request``)."""
+
+    default_headers = DEFAULT_HEADERS
+    transport_errors = FETCH_ERRORS
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep):
         self.spider = spider
         self.retry = settings.retry
         self.max_body = settings.max_body
+        self.timeout = settings.timeout
         self.proxies = proxies
         self.limiter = limiter
         self.host_limiter = host_limiter
         self.sleep = sleep
-        self.timeout = urllib3.Timeout(connect=settings.timeout, read=settings.timeout)
-        self._pool_args = {"num_pools": 64, "maxsize": max(settings.pool, 10), "block": False,
-                           "retries": False, **_tls_args(spider.verify)}
-        self.direct = urllib3.PoolManager(**self._pool_args)
-        self._via = {}  # proxy url -> ProxyManager
-        self.headers = dict(DEFAULT_HEADERS, **(spider.headers or {}))
+        self.headers = dict(self.default_headers, **(spider.headers or {}))
         agents = list(spider.user_agents or ())
         self._agents = itertools.cycle(agents) if agents else None
         self.retries = 0  # immediate retries made, for the stats
@@ -67,7 +77,7 @@ class Fetcher:
             started = time.monotonic()
             try:
                 response = self._request(seed, proxy)
-            except FETCH_ERRORS as exc:
+            except self.transport_errors as exc:
                 if isinstance(exc, NoProxy):
                     raise
                 reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
@@ -81,6 +91,14 @@ class Fetcher:
             self._report(proxy, host, True, time.monotonic() - started)
             return response
         raise FetchError("%s after %d attempts: %s" % (seed.url, self.retry + 1, reason))
+
+    def _request(self, seed, proxy):
+        """One exchange for `seed` through `proxy` (None: direct); a Response."""
+        raise NotImplementedError("%s must implement _request" % type(self).__name__)
+
+    def request_once(self, seed, proxy=None):
+        """One exchange through `proxy`, no retry, status as answered (``proxy check``)."""
+        return self._request(seed, proxy)
 
     def _proxy(self, host, tried):
         if self.proxies is None:
@@ -104,20 +122,6 @@ class Fetcher:
                 if wait > 0:
                     self.sleep(wait)
 
-    def _manager(self, proxy):
-        if proxy is None:
-            return self.direct
-        manager = self._via.get(proxy.url)
-        if manager is None:
-            if proxy.url.startswith("socks"):
-                from urllib3.contrib.socks import SOCKSProxyManager
-
-                manager = SOCKSProxyManager(proxy.url, **self._pool_args)
-            else:
-                manager = urllib3.ProxyManager(proxy.url, **self._pool_args)
-            self._via[proxy.url] = manager
-        return manager
-
     def request_headers(self, seed):
         headers = dict(self.headers, **seed.headers) if seed.headers else dict(self.headers)
         if self._agents:
@@ -128,12 +132,42 @@ class Fetcher:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return headers
 
+    def close(self):
+        """Release connections; the fetcher is not used afterwards."""
+
+
+class Urllib3Fetcher(Fetcher):
+    """The urllib3 transport: one connection pool per process, one per proxy."""
+
+    def __init__(self, spider, settings, **kwargs):
+        super().__init__(spider, settings, **kwargs)
+        self._timeout = urllib3.Timeout(connect=settings.timeout, read=settings.timeout)
+        self._pool_args = {"num_pools": 64, "maxsize": max(settings.pool, 10), "block": False,
+                           "retries": False, **_tls_args(spider.verify)}
+        self.direct = urllib3.PoolManager(**self._pool_args)
+        self._via = {}  # proxy url -> ProxyManager
+
+    def _manager(self, proxy):
+        if proxy is None:
+            return self.direct
+        manager = self._via.get(proxy.url)
+        if manager is None:
+            if proxy.url.startswith("socks"):
+                from urllib3.contrib.socks import SOCKSProxyManager
+
+                manager = SOCKSProxyManager(proxy.url, **self._pool_args)
+            else:
+                manager = urllib3.ProxyManager(proxy.url, proxy_headers=_proxy_auth(proxy.url),
+                                               **self._pool_args)
+            self._via[proxy.url] = manager
+        return manager
+
     def _request(self, seed, proxy):
         url = seed.request_url()
         headers = self.request_headers(seed)
         body = seed.body()
         raw = self._manager(proxy).urlopen(
-            seed.method, url, body=body, headers=headers, timeout=self.timeout, retries=REDIRECTS,
+            seed.method, url, body=body, headers=headers, timeout=self._timeout, retries=REDIRECTS,
             redirect=True, preload_content=False, decode_content=True)
         try:
             content = self._read_body(raw)
@@ -163,6 +197,25 @@ class Fetcher:
             manager.clear()
 
 
+def fetcher_class(name):
+    """The Fetcher subclass of a ``--fetcher`` name ("curl" imports pycurl and gevent)."""
+    if name == "urllib3":
+        return Urllib3Fetcher
+    if name == "curl":
+        try:
+            from .curl_fetcher import CurlFetcher
+        except ImportError as exc:
+            raise ConfigError("--fetcher curl needs pycurl (%s); pip install pycurl, "
+                              "or run with --fetcher urllib3" % exc) from None
+        return CurlFetcher
+    raise ConfigError("unknown fetcher %r; use one of %s" % (name, ", ".join(FETCHERS)))
+
+
+def make_fetcher(spider, settings, **kwargs):
+    """The fetcher ``settings.fetcher`` names, built with the Fetcher arguments in `kwargs`."""
+    return fetcher_class(settings.fetcher)(spider, settings, **kwargs)
+
+
 def _tls_args(verify):
     if not verify:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -175,7 +228,15 @@ def _tls_args(verify):
         return {"cert_reqs": "CERT_REQUIRED"}
 
 
+def _proxy_auth(url):
+    """Proxy-Authorization for a proxy URL's user:password (urllib3 does not read it itself)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    credentials = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
+    return urllib3.util.make_headers(proxy_basic_auth=credentials)
+
+
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
-

@@ -1,14 +1,16 @@
-"""``microspider proxy check``: fetch one URL through every proxy of a source."""
+"""``microspider proxy check``: fetch one URL through every proxy of a source.
+
+Each check is one exchange through the crawl's own fetcher (the ``--fetcher``
+transport, its headers and timeouts), so a proxy that passes here works in a crawl.
+"""
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import requests
 
 from ..errors import ProxyError
 from .source import Proxy
 
 
-def check_proxies(proxies, url, timeout=10, concurrency=20):
+def check_proxies(proxies, url, timeout=10, concurrency=20, fetcher="curl"):
     """Fetch `url` through each proxy at once; one row per proxy, in the given order.
 
     Each row: ``proxy`` (the URL), ``ok`` (an answer below 400), ``latency`` (seconds, None
@@ -19,10 +21,14 @@ def check_proxies(proxies, url, timeout=10, concurrency=20):
     if not proxies:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(proxies)))) as pool:
-        return list(pool.map(lambda proxy: _check_one(proxy, url, timeout), proxies))
+        return list(pool.map(lambda proxy: _check_one(proxy, url, timeout, fetcher), proxies))
 
 
-def _check_one(proxy, url, timeout):
+def _check_one(proxy, url, timeout, fetcher):
+    from ..config import Settings
+    from ..crawl.fetcher import make_fetcher
+    from ..seed import Seed
+
     row = {"proxy": proxy.url if isinstance(proxy, Proxy) else proxy,
            "ok": False, "latency": None, "status": None, "error": None}
     try:
@@ -30,20 +36,34 @@ def _check_one(proxy, url, timeout):
     except ProxyError as exc:
         row["error"] = str(exc)
         return row
+    client = make_fetcher(_Probe(), Settings(retry=0, timeout=timeout, pool=1, fetcher=fetcher))
     started = time.monotonic()
     try:
-        with requests.Session() as session:
-            session.trust_env = False       # the proxy under test, not the environment's
-            response = session.get(url, proxies=proxy.requests_proxies, timeout=timeout)
-    except requests.RequestException as exc:
+        response = client.request_once(Seed(url), proxy)
+    except Exception as exc:  # whatever the transport raised: one line in the row
         row["error"] = _describe(exc)
         return row
+    finally:
+        client.close()
     row["latency"] = round(time.monotonic() - started, 4)
     row["status"] = response.status_code
     row["ok"] = response.status_code < 400
     if not row["ok"]:
         row["error"] = "HTTP %d" % response.status_code
     return row
+
+
+class _Probe:
+    """The spider a check fetches for: no headers of its own, certificates verified."""
+
+    name = "proxy-check"
+    headers = None
+    user_agents = ()
+    verify = True
+    handle_status = ()
+
+    def is_banned(self, response):
+        return False
 
 
 def _describe(exc):
@@ -53,4 +73,7 @@ def _describe(exc):
     if isinstance(reason, Exception) and len(reason.args) > 1 and isinstance(reason.args[1], Exception):
         reason = "%s (%s)" % (reason.args[0], reason.args[1])
     text = "".join(c if c.isprintable() else "?" for c in " ".join(str(reason).split()))
-    return "%s: %s" % (type(exc).__name__, text[:200])
+    kind = type(exc).__name__
+    if "timed out" in text.lower() and "Timeout" not in kind:
+        kind = "Timeout"
+    return "%s: %s" % (kind, text[:200])

@@ -1,0 +1,246 @@
+"""The libcurl transport (``--fetcher curl``): pycurl on the gevent loop.
+
+One ``CurlLoop`` (``microspider.curl_loop``: a CurlMulti whose sockets and
+timer are gevent watchers) per fetcher holds every transfer of the process.
+All the HTTP work (connections kept alive per host and proxy, CONNECT
+tunnels, TLS, redirects, gzip/deflate/brotli, timeouts) happens in C; Python
+runs a few calls per page: set the options, wait, build the Response.
+Handles are ``reset()`` and reused from a free list; DNS and TLS sessions are
+shared (``CurlShare``).
+"""
+import certifi
+import pycurl
+from urllib3._collections import HTTPHeaderDict
+
+from .curl_loop import CurlLoop
+from ..errors import FetchError
+from .fetcher import DEFAULT_HEADERS, Fetcher
+from .response import build_response
+MAX_REDIRECTS = 20
+HAS_BROTLI = bool(pycurl.version_info()[4] & pycurl.VERSION_BROTLI)
+CURL_HEADERS = dict(DEFAULT_HEADERS, **{
+    "User-Agent": "microspider/0.1 (+libcurl)",
+    "Accept-Encoding": "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"})
+# what a curl error number means to a reader of the failure reason
+KINDS = {
+    pycurl.E_OPERATION_TIMEDOUT: "timed out",
+    pycurl.E_TOO_MANY_REDIRECTS: "too many redirects",
+    pycurl.E_PEER_FAILED_VERIFICATION: "certificate verify failed",
+    pycurl.E_PARTIAL_FILE: "incomplete body",
+    pycurl.E_GOT_NOTHING: "empty reply",
+    pycurl.E_COULDNT_CONNECT: "cannot connect",
+    pycurl.E_RECV_ERROR: "receive failed",
+    pycurl.E_SEND_ERROR: "send failed",
+    pycurl.E_UNSUPPORTED_PROTOCOL: "not an HTTP answer",
+    pycurl.E_BAD_CONTENT_ENCODING: "bad content encoding",
+    pycurl.E_SSL_CONNECT_ERROR: "TLS handshake failed",
+    pycurl.E_COULDNT_RESOLVE_HOST: "cannot resolve host",
+    pycurl.E_COULDNT_RESOLVE_PROXY: "cannot resolve proxy",
+}
+
+
+class CurlError(FetchError):
+    """A transfer libcurl ended with an error (its number is ``errno``)."""
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class _Body:
+    """The write callback's sink: keeps the decoded body, aborts it past the limit."""
+
+    __slots__ = ("chunks", "size", "limit", "over")
+
+    def __init__(self, limit):
+        self.chunks, self.size, self.limit, self.over = [], 0, limit, False
+
+    def write(self, data):
+        self.size += len(data)
+        if self.size > self.limit:
+            self.over = True
+            return 0  # fewer bytes taken than given: libcurl aborts with CURLE_WRITE_ERROR
+        self.chunks.append(data)
+        return None
+
+    def content(self):
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+class _Sends:
+    """The pre-request callback: refuses libcurl's silent resend of a request.
+
+    When a reused connection dies before any answer, libcurl sends the request
+    again on a new connection by itself (and no libcurl option stops it before
+    8.16's CURLOPT_FORBID_RETRY_ON_REUSE, which pycurl does not offer).  That
+    would be an attempt microspider does not count, through the same proxy; so
+    a second send with no answer line received in between aborts the transfer,
+    and the fetch loop retries it as any failed attempt.  A redirect is a new
+    send after an answer, and goes on.
+    """
+
+    __slots__ = ("lines", "seen", "refused")
+
+    def __init__(self, lines):
+        self.lines, self.seen, self.refused = lines, None, False
+
+    def __call__(self, primary_ip, local_ip, primary_port, local_port):
+        received = len(self.lines)
+        if received == self.seen:
+            self.refused = True
+            return pycurl.PREREQFUNC_ABORT
+        self.seen = received
+        return pycurl.PREREQFUNC_OK
+
+
+class _Answer:
+    """The status line and headers of the final answer, shaped as build_response reads them."""
+
+    __slots__ = ("status", "reason", "headers")
+
+    def __init__(self, status, lines):
+        self.status = status
+        self.reason, self.headers = _parse_head(lines)
+
+
+class CurlFetcher(Fetcher):
+    """The libcurl transport (``--fetcher curl``): one CurlMulti per process on the gevent loop."""
+
+    default_headers = CURL_HEADERS
+    transport_errors = (FetchError, pycurl.error, ValueError)
+
+    def __init__(self, spider, settings, **kwargs):
+        super().__init__(spider, settings, **kwargs)
+        self.curl = CurlLoop(max_connections=max(settings.pool, 10), idle_timeout=settings.timeout)
+        self._free = []
+        self._verify = 2 if spider.verify else 0
+        self._connect_ms = max(1, int(settings.timeout * 1000))
+
+    def _request(self, seed, proxy):
+        url = seed.request_url()
+        headers = self.request_headers(seed)
+        body = seed.body()
+        handle = self._free.pop() if self._free else self._new_handle()
+        try:
+            sink, lines, sends = self._prepare(handle, seed.method, url, headers, body, proxy)
+            errno, message = self.curl.perform(handle)
+            if errno:
+                raise self._error(errno, message, sink, sends)
+            answer = _Answer(handle.getinfo(pycurl.RESPONSE_CODE), lines)
+            final = handle.getinfo(pycurl.EFFECTIVE_URL)
+        finally:
+            handle.reset()  # drops the callbacks and body; keeps the share and the DNS cache
+            self._free.append(handle)
+        return build_response(answer, sink.content(), final, seed.method, url, headers, body)
+
+    def _new_handle(self):
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.SHARE, self.curl.share)  # survives reset()
+        return handle
+
+    def _prepare(self, handle, method, url, headers, body, proxy):
+        """Set one transfer's options on a fresh (reset) handle; (body, header lines, sends)."""
+        setopt = handle.setopt
+        setopt(pycurl.URL, url if url.isascii() else _ascii_url(url))
+        encoding = typed = None
+        sent = ["Expect:"]  # no 100-continue round trip before a large POST body
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered == "accept-encoding":
+                encoding = value  # libcurl sends it and decodes what it names
+                continue
+            typed = typed or lowered == "content-type"
+            sent.append("%s: %s" % (name, value))
+        if body is not None:
+            if not typed:
+                sent.append("Content-Type:")  # libcurl would add a form type to a raw body
+            setopt(pycurl.POSTFIELDSIZE, len(body))
+            setopt(pycurl.POSTFIELDS, body)
+            if method != "POST":
+                setopt(pycurl.CUSTOMREQUEST, method)
+        elif method == "POST":
+            setopt(pycurl.POSTFIELDSIZE, 0)
+            setopt(pycurl.POSTFIELDS, b"")
+        setopt(pycurl.HTTPHEADER, sent)
+        if encoding is not None:
+            setopt(pycurl.ACCEPT_ENCODING, encoding)
+        sink, lines = _Body(self.max_body), []
+        setopt(pycurl.WRITEFUNCTION, sink.write)
+        setopt(pycurl.HEADERFUNCTION, lines.append)  # a C method: no Python frame per header line
+        sends = _Sends(lines)
+        setopt(pycurl.PREREQFUNCTION, sends)
+        setopt(pycurl.NOSIGNAL, 1)
+        setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        setopt(pycurl.FOLLOWLOCATION, 1)
+        setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        setopt(pycurl.CONNECTTIMEOUT_MS, self._connect_ms)
+        setopt(pycurl.MAXFILESIZE, self.max_body)  # a Content-Length over the limit fails at once
+        # "" (not unset): libcurl would otherwise take a proxy from http_proxy & co.
+        setopt(pycurl.PROXY, proxy.url if proxy is not None else "")
+        if url.startswith("https:") or (proxy is not None and proxy.url.startswith("https:")):
+            self._tls(setopt, proxy)
+        return sink, lines, sends
+
+    def _tls(self, setopt, proxy):
+        setopt(pycurl.CAINFO, certifi.where())
+        setopt(pycurl.SSL_VERIFYPEER, 1 if self._verify else 0)
+        setopt(pycurl.SSL_VERIFYHOST, self._verify)
+        if proxy is not None and proxy.url.startswith("https:"):
+            setopt(pycurl.PROXY_CAINFO, certifi.where())
+            setopt(pycurl.PROXY_SSL_VERIFYPEER, 1 if self._verify else 0)
+            setopt(pycurl.PROXY_SSL_VERIFYHOST, self._verify)
+
+    def _error(self, errno, message, sink, sends):
+        if errno == pycurl.E_FILESIZE_EXCEEDED or (errno == pycurl.E_WRITE_ERROR and sink.over):
+            return CurlError("body is over --max-body %d bytes" % self.max_body, errno)
+        if sends.refused:
+            return CurlError("connection closed before any answer (curl would resend on a new "
+                             "connection; microspider retries instead)", errno)
+        kind = KINDS.get(errno, "transfer failed")
+        return CurlError("%s (curl error %d: %s)" % (kind, errno, message), errno)
+
+    def close(self):
+        for handle in self._free:
+            handle.close()
+        self._free = []
+        self.curl.close()
+
+
+def _parse_head(lines):
+    """(reason, HTTPHeaderDict) of the last answer in the header lines libcurl passed us.
+
+    The lines hold every answer of the transfer: a proxy's CONNECT answer, 1xx
+    interim answers and each redirect come before the final one.
+    """
+    start = 0
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(b"HTTP/"):
+            start = i
+            break
+    status_line = lines[start].decode("latin-1").rstrip("\r\n") if lines else ""
+    parts = status_line.split(" ", 2)
+    reason = parts[2] if len(parts) > 2 else ""
+    headers = HTTPHeaderDict()
+    last = None
+    for raw in lines[start + 1:]:
+        line = raw.decode("latin-1").rstrip("\r\n")
+        if not line:
+            break  # the end of the head (trailers of a chunked body may follow)
+        if line[0] in " \t" and last is not None:  # an obsolete folded continuation
+            values = headers.getlist(last)
+            headers.discard(last)
+            for value in values[:-1]:
+                headers.add(last, value)
+            headers.add(last, values[-1] + " " + line.strip())
+            continue
+        name, _, value = line.partition(":")
+        last = name.strip()
+        headers.add(last, value.strip())
+    return reason, headers
+
+
+def _ascii_url(url):
+    from requests.utils import requote_uri  # percent-encodes what libcurl would refuse
+
+    return requote_uri(url)
