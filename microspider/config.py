@@ -112,6 +112,11 @@ OPTIONS = [
     Option("idle", _nonneg_float, 5.0, "exit after the crawl has been finished this long"),
     Option("forever", _flag, False, "never exit by itself"),
     Option("max_body", _pos_int, 10 * 1024 * 1024, "largest response body in bytes"),
+    Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
+    Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
+           "or google-chrome on PATH]"),
+    Option("render_pages", _pos_int, 2, "browser pages (one browser each) per process when rendering"),
+    Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 CONNECTION = [o for o in OPTIONS if o.connection]

@@ -110,6 +110,8 @@ def run_worker(job_text):
         from .ratelimit import HostRateLimiter
 
         host_limiter = HostRateLimiter(redis.work, spider.name, settings.rate_per_host)
+    if settings.render:
+        from .render import RenderFetcher as Fetcher  # noqa: F811 - pages rendered in a browser
     fetcher = Fetcher(spider, settings, proxies=proxies, limiter=limiter, host_limiter=host_limiter)
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
@@ -336,6 +338,10 @@ class Run:
 
 def run(spider_ref, spider_cls, settings, redis_url, store_uri):
     """Run a spider until finished or signalled; returns the exit code."""
+    if settings.render:
+        from .render import check_render
+
+        check_render(settings)  # a missing extra or browser: one line, before any worker starts
     runner = Run(spider_ref, spider_cls, settings, redis_url, store_uri)
     gevent.signal_handler(signal.SIGTERM, runner.stop, "stopped by SIGTERM")
     gevent.signal_handler(signal.SIGINT, runner.stop, "stopped by SIGINT")
