@@ -21,6 +21,8 @@ from .browser import Browser, _first_line, find_browser, find_driver
 from .page import Events, rendered_response, xhr_bodies
 from .pool import BrowserPool
 
+NET_ERROR = "net::ERR_"   # Chromium's name for a page that did not load; the browser is fine
+
 
 class RenderFetcher(Fetcher):
     """Fetches seeds by rendering them in headless Chromium; same interface as Fetcher."""
@@ -55,6 +57,8 @@ class RenderFetcher(Fetcher):
             broken = False   # the page failed (refused, DNS...), the browser is fine
             raise
         except self.browser_errors as exc:
+            if NET_ERROR in str(exc):   # chromedriver reports some page errors this way
+                broken = False
             raise FetchError("browser: %s" % _first_line(exc)) from None
         finally:
             self.pool.release(browser, broken)
