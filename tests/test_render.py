@@ -170,7 +170,7 @@ def test_render_spider_run_collects_every_item(tmp_path, conn_args, r, site):
 
 
 def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
-    slow = shop_site(items=20, api_delay=0.25)
+    slow = shop_site(items=16, api_delay=0.25)
     try:
         path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
         proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
@@ -192,8 +192,8 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
     assert code == 0, err[-2000:]
     assert killed and not any(alive(pid) for pid in killed)
     items = {i["_id"] for i in store(tmp_path).iter_items()}
-    assert items == {slow.url + "/item/%d" % n for n in range(20)}
-    assert r.scard(keys.cache("shop")) == 21 and r.llen(keys.work("shop")) == 0
+    assert items == {slow.url + "/item/%d" % n for n in range(16)}
+    assert r.scard(keys.cache("shop")) == 17 and r.llen(keys.work("shop")) == 0
     assert int(r.hget(keys.stats("shop"), "retried") or 0) >= 1   # the killed pages were fetched again
     assert not list(store(tmp_path).iter_failures())
 
@@ -204,6 +204,50 @@ def _is_chromium(pid):
             return f.read().strip() == "chromium" and alive(pid)
     except OSError:
         return False
+
+
+def test_kill_9_of_a_render_worker_takes_its_browsers_along_and_loses_no_seed(tmp_path, conn_args, r):
+    slow = shop_site(items=8, api_delay=0.25)
+    try:
+        path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
+        proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
+        wait_until(lambda: r.scard(keys.cache("shop")) >= 3, timeout=30, message="pages done")
+        worker = wait_until(lambda: children(proc.pid), message="the worker")[0]
+        held = descendants(worker)
+        assert any(_is_chromium(pid) for pid in held)
+        os.kill(worker, signal.SIGKILL)
+        # chromedriver and Chromium die with their worker (PR_SET_PDEATHSIG), not orphaned
+        wait_until(lambda: not any(alive(pid) for pid in held), timeout=10, message="browsers gone")
+        code, _, err = finish(proc, timeout=60)
+    finally:
+        slow.stop()
+    assert code == 0 and "requeued; restarted" in err, err[-2000:]
+    assert {i["_id"] for i in store(tmp_path).iter_items()} == {
+        slow.url + "/item/%d" % n for n in range(8)}
+
+
+def test_sigterm_puts_rendered_seeds_back_and_closes_the_browsers(tmp_path, conn_args, r):
+    slow = shop_site(items=12, api_delay=1.0)
+    try:
+        path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
+        proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
+        wait_until(lambda: r.llen(keys.work("shop")) + _in_flight(r) >= 12 and _in_flight(r),
+                   timeout=30, message="item pages in flight")
+        worker = wait_until(lambda: children(proc.pid), message="the worker")[0]
+        held = wait_until(lambda: [p for p in descendants(worker) if _is_chromium(p)],
+                          message="browsers")
+        os.kill(proc.pid, signal.SIGTERM)
+        code, _, err = finish(proc, timeout=30)
+    finally:
+        slow.stop()
+    assert code == 0, err[-2000:]
+    assert not any(alive(pid) for pid in held) and _in_flight(r) == 0
+    done = r.scard(keys.cache("shop")) - 1
+    assert r.llen(keys.work("shop")) == 12 - done and done < 12   # the rest went back, none lost
+
+
+def _in_flight(r, name="shop"):
+    return sum(r.llen(keys.inflight(name, w.decode())) for w in r.zrange(keys.workers(name), 0, -1))
 
 
 def test_a_rendered_page_whose_parse_raises_is_stored_and_reparsed(tmp_path, conn_args, r):
