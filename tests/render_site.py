@@ -1,7 +1,7 @@
 """A local shop whose pages need a browser: links made by JavaScript, data loaded by XHR.
 
 ``/`` holds no link in its HTML; a script writes ``items`` links ``a.item`` to
-``/item/N``.  ``/item/N`` is an empty shell whose script fetches
+``/item/N``.  ``/item/N`` (and ``/slow/N``, answered after 1.5 s) is an empty shell whose script fetches
 ``/api/item/N`` (JSON, optionally slow) and writes ``h1.name`` and
 ``span.price`` into the page.  A plain HTTP client sees none of that.
 """
@@ -35,6 +35,9 @@ def shop_site(items=12, api_delay=0.0):
     def route(handler, path, attempt):
         if path == "/":
             return 200, {}, LIST % items
+        if path.startswith("/slow/"):   # the document itself takes 1.5 s
+            time.sleep(1.5)
+            return 200, {}, ITEM % int(path.rsplit("/", 1)[1])
         if path.startswith("/item/"):
             return 200, {}, ITEM % int(path.rsplit("/", 1)[1])
         if path.startswith("/api/item/"):

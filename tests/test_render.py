@@ -109,12 +109,28 @@ def test_a_crashed_browser_is_killed_and_replaced_within_the_retries(site, probe
     assert not os.path.exists(browser.dir)
 
 
+def test_a_hung_browser_is_killed_and_replaced(site):
+    f = fetcher(timeout=2)
+    try:
+        f.fetch(Seed(site.url + "/item/1"))
+        browser = f.pool.browsers()[0]
+        for pid in browser.browser_pids():
+            os.kill(pid, signal.SIGSTOP)      # alive, answering nothing
+        started = time.monotonic()
+        response = f.fetch(Seed(site.url + "/item/2"))
+        assert time.monotonic() - started < 15
+        assert response.soup.select_one("h1.name").text == "Item 2" and f.retries == 1
+        assert f.pool.started == 2 and browser.pids() == []
+    finally:
+        f.close()
+
+
 def test_browsers_are_bounded_and_recycled(site):
     f = fetcher(render_pages=1, render_recycle=2)
     try:
-        for n in range(5):
+        for n in range(3):
             f.fetch(Seed(site.url + "/item/%d" % n))
-        assert f.pool.started == 3 and len(f.pool.browsers()) == 1
+        assert f.pool.started == 2 and len(f.pool.browsers()) == 1
         last = f.pool.browsers()[0]
     finally:
         f.close()
@@ -142,7 +158,7 @@ def tick():
         now = time.monotonic(); gaps.append(now - last[0]); last[0] = now
 ticker = gevent.spawn(tick)
 f = RenderFetcher(P(), resolve({"render": True, "timeout": 10}, P))
-jobs = [gevent.spawn(f.fetch, Seed(sys.argv[1] + "/item/%d" % n)) for n in range(6)]
+jobs = [gevent.spawn(f.fetch, Seed(sys.argv[1] + "/slow/%d" % n)) for n in range(2)]
 gevent.joinall(jobs, raise_error=True)
 f.close()
 print(len(gaps), max(gaps))
@@ -154,8 +170,10 @@ def test_browser_work_does_not_block_the_gevent_loop(site):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     ticks, worst = out.stdout.split()
-    # the ticker ran all along: the browsers' start-up and page loads yielded to the loop
-    assert int(ticks) > 20 and float(worst) < 0.25, out.stdout
+    # each page's document takes 1.5 s to come: a browser call that held the loop would show as
+    # a gap of 1.5 s or more (without monkey-patching the ticker never runs at all); the noise
+    # of a busy 2-core machine measured here stays under 0.5 s
+    assert int(ticks) > 100 and float(worst) < 1.0, out.stdout
 
 
 # -- microspider run ---------------------------------------------------------------------
@@ -170,7 +188,7 @@ def test_render_spider_run_collects_every_item(tmp_path, conn_args, r, site):
 
 
 def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
-    slow = shop_site(items=16, api_delay=0.25)
+    slow = shop_site(items=10, api_delay=0.25)
     try:
         path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
         proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
@@ -192,8 +210,8 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
     assert code == 0, err[-2000:]
     assert killed and not any(alive(pid) for pid in killed)
     items = {i["_id"] for i in store(tmp_path).iter_items()}
-    assert items == {slow.url + "/item/%d" % n for n in range(16)}
-    assert r.scard(keys.cache("shop")) == 17 and r.llen(keys.work("shop")) == 0
+    assert items == {slow.url + "/item/%d" % n for n in range(10)}
+    assert r.scard(keys.cache("shop")) == 11 and r.llen(keys.work("shop")) == 0
     assert int(r.hget(keys.stats("shop"), "retried") or 0) >= 1   # the killed pages were fetched again
     assert not list(store(tmp_path).iter_failures())
 

@@ -96,8 +96,9 @@ class Browser:
                                            options=self._options(browser, proxy))
             self.driver.set_page_load_timeout(timeout)
             self.driver.set_script_timeout(timeout)
-            # a browser that hangs must not hang its caller: bound every driver call too
-            self.driver.command_executor.client_config.timeout = timeout + 10
+            # a browser that hangs must not hang its caller: bound every driver call too (a
+            # stopped browser makes chromedriver miss its own page-load timeout)
+            self.driver.command_executor.client_config.timeout = timeout * 1.5 + 2
             self.frame = self.driver.current_window_handle  # the main frame's id in CDP events
             self.driver.get_log("performance")   # drop the new-tab page's events
         except (WebDriverException, OSError) as exc:
