@@ -13,6 +13,7 @@ they yield to the event loop while the browser works, so the flusher and the
 heartbeat keep running.  No gevent import here either.
 """
 import functools
+import threading
 import time
 
 from ..errors import FetchError
@@ -38,11 +39,21 @@ class RenderFetcher(Fetcher):
             launch = functools.partial(Browser, browser, find_driver(browser),
                                        timeout=settings.timeout)
         self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle)
+        self.turns = threading.BoundedSemaphore(settings.render_pages)
         self.page_timeout = settings.timeout
         self.browser_errors = (WebDriverException,)
         self.wait = getattr(spider, "render_wait", None)
         self.want_xhr = bool(getattr(spider, "render_xhr", False))
         self.want_screenshot = bool(getattr(spider, "render_screenshot", False))
+
+    def fetch(self, seed):
+        """Fetcher.fetch, one seed per browser page at a time.
+
+        Waiting here, before the first attempt, keeps the proxy choice and the rate limiters'
+        reservations next to the request they are for, however many greenlets wait.
+        """
+        with self.turns:
+            return super().fetch(seed)
 
     def _request(self, seed, proxy):
         if seed.method != "GET" or seed.data:
