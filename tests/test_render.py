@@ -11,9 +11,11 @@ import pytest
 from microspider import Seed, Spider, keys
 from microspider.config import resolve
 from microspider.errors import FetchError
+from microspider.proxies import ProxyPool
 from microspider.render import RenderFetcher
 from microspider.render.browser import descendants
 from microspider.store import open_store
+from tests.proxyserver import ProxyServer
 from tests.crawl import ROOT, children, cli_env, finish, microspider, start, write_spider
 from tests.render_site import SHOP_SPIDER, price, shop_site
 from tests.servers import free_port, wait_until
@@ -123,6 +125,24 @@ def test_a_hung_browser_is_killed_and_replaced(site):
         assert f.pool.started == 2 and browser.pids() == []
     finally:
         f.close()
+
+
+def test_the_retries_of_a_seed_go_through_another_proxy_in_another_browser(site):
+    bad, good = ProxyServer(mode="reset").start(), ProxyServer(mode="ok").start()
+    settings = resolve({"render": True, "retry": 2, "timeout": 10}, Probe)
+    f = RenderFetcher(Probe(), settings, proxies=ProxyPool([bad.url, good.url]))
+    try:
+        for n in range(3):
+            response = f.fetch(Seed(site.url + "/item/%d" % n))
+            assert response.soup.select_one("h1.name").text == "Item %d" % n
+        assert bad.hits >= 1 and good.hits >= 6      # the pages and their XHR, via the proxy
+        # one browser per proxy; a refused page through a proxy does not cost its browser
+        assert {b.proxy for b in f.pool.browsers()} == {bad.url, good.url}
+        assert f.pool.started == 2 and f.retries >= 1
+    finally:
+        f.close()
+        bad.stop()
+        good.stop()
 
 
 def test_browsers_are_bounded_and_recycled(site):

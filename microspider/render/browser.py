@@ -118,6 +118,8 @@ class Browser:
         options.add_argument("--user-data-dir=" + os.path.join(self.dir, "profile"))
         if proxy:
             options.add_argument("--proxy-server=" + proxy)
+            # Chromium never proxies loopback by itself; the plain fetcher proxies everything
+            options.add_argument("--proxy-bypass-list=<-loopback>")
         options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
         return options
 
