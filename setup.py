@@ -30,6 +30,8 @@ setup(
         "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7",
                  "selenium>=4.11", "brotli>=1.0"],
         "socks": ["requests[socks]"],
+        # pages that need a browser: Selenium drives a Chromium and chromedriver from the system
+        "render": ["selenium>=4.11"],
         "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],
     },
     entry_points={"console_scripts": ["microspider=microspider.__main__:main"]},

@@ -124,6 +124,11 @@ OPTIONS = [
     Option("max_crashes", _pos_int, 3, "deliveries of a seed that killed or hung its worker "
            "before it is stored as WorkerCrashed"),
     Option("fetcher", _fetcher, "curl", "HTTP client: curl (libcurl on the gevent loop) or urllib3"),
+    Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
+    Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
+           "or google-chrome on PATH]"),
+    Option("render_pages", _pos_int, 2, "browser pages (one browser each) per process when rendering"),
+    Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 CONNECTION = [o for o in OPTIONS if o.connection]

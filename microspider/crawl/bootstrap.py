@@ -49,10 +49,13 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    fetcher = make_fetcher(spider, settings, proxies=proxies,
-                           limiter=state.rate_limiter(settings.rate) if settings.rate else None,
-                           host_limiter=(state.host_rate_limiter(settings.rate_per_host)
-                                         if settings.rate_per_host else None))
+    build = make_fetcher
+    if settings.render:
+        from ..render import RenderFetcher as build  # pages rendered in a browser
+    fetcher = build(spider, settings, proxies=proxies,
+                    limiter=state.rate_limiter(settings.rate) if settings.rate else None,
+                    host_limiter=(state.host_rate_limiter(settings.rate_per_host)
+                                  if settings.rate_per_host else None))
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
                     monitor=monitor)
     gevent.signal_handler(signal.SIGTERM, worker.stop)

@@ -370,6 +370,10 @@ class Run:
 
 def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
     """Run a spider until finished or signalled; returns the exit code."""
+    if settings.render:
+        from ..render import check_render
+
+        check_render(settings)  # a missing extra or browser: one line, before any worker starts
     runner = Run(spider_ref, spider_cls, settings, redis_url, store_uri)
     runner.alerter = alerter
     gevent.signal_handler(signal.SIGTERM, runner.stop, "stopped by SIGTERM")

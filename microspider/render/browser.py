@@ -1,0 +1,187 @@
+"""One headless Chromium driven by Selenium through chromedriver, and how to find them.
+
+Each Browser is one chromedriver process, one Chromium behind it (one proxy, one
+tab, a fresh temporary profile) and nothing else.  Both processes are set to
+die with their parent (Linux ``PR_SET_PDEATHSIG``), so a worker killed with
+``kill -9`` leaves no browser behind; ``kill()`` ends the whole process tree by
+PID and removes the profile.
+
+Selenium is imported when a Browser is made, never at module import: the run
+process only checks that it can be imported.
+"""
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from ..errors import ConfigError, FetchError
+
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+DRIVER_NAME = "chromedriver"
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
+         "--window-size=1280,1024")
+PR_SET_PDEATHSIG = 1
+# started by chromedriver in place of the browser: die with chromedriver, then become the browser
+LAUNCHER = """#!%(python)s -S
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(%(option)d, %(signal)d)
+if os.getppid() == 1:
+    sys.exit(1)
+os.execv(%(browser)r, [%(browser)r] + sys.argv[1:])
+"""
+INSTALL_HINT = "pip install microspider[render]"
+
+
+def check_selenium():
+    """ConfigError naming the extra unless Selenium can be imported."""
+    try:
+        import selenium.webdriver  # noqa: F401
+    except ImportError:
+        raise ConfigError("this spider renders pages in a browser and needs Selenium: %s"
+                          % INSTALL_HINT) from None
+
+
+def find_browser(path=None):
+    """The Chromium to drive: ``path`` (from --browser) or the first one found on PATH."""
+    if path:
+        found = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
+        if not found or os.path.isdir(found):
+            raise ConfigError("browser not found or not executable: %s (give a Chromium with "
+                              "--browser PATH)" % path)
+        return os.path.abspath(found)
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise ConfigError("no Chromium found on PATH (looked for %s); install chromium or give one with "
+                      "--browser PATH" % ", ".join(BROWSER_NAMES))
+
+
+def find_driver(browser):
+    """The chromedriver beside the browser, else on PATH; never downloaded."""
+    folder = os.path.dirname(os.path.realpath(browser))
+    for candidate in (os.path.join(folder, DRIVER_NAME), shutil.which(DRIVER_NAME)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigError("no chromedriver found beside %s or on PATH; install the chromedriver that "
+                      "matches the browser (Debian: apt install chromium-driver)" % browser)
+
+
+def _die_with_parent():
+    """preexec_fn of chromedriver: SIGKILL it when the worker that started it dies."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Browser:
+    """One Chromium (through one proxy, or none) behind its own chromedriver."""
+
+    def __init__(self, browser, driver, proxy=None, timeout=20.0):
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service
+
+        self.proxy = proxy
+        self.pages = 0
+        self.dir = tempfile.mkdtemp(prefix="microspider-chromium-")
+        self.driver = None
+        self.service = Service(executable_path=driver, log_output=subprocess.DEVNULL,
+                               popen_kw={"start_new_session": True, "preexec_fn": _die_with_parent})
+        try:
+            self.driver = webdriver.Chrome(service=self.service,
+                                           options=self._options(browser, proxy))
+            self.driver.set_page_load_timeout(timeout)
+            self.driver.set_script_timeout(timeout)
+            # a browser that hangs must not hang its caller: bound every driver call too (a
+            # stopped browser makes chromedriver miss its own page-load timeout)
+            self.driver.command_executor.client_config.timeout = timeout * 1.5 + 2
+            self.frame = self.driver.current_window_handle  # the main frame's id in CDP events
+            self.driver.get_log("performance")   # drop the new-tab page's events
+        except (WebDriverException, OSError) as exc:
+            self.kill()
+            raise FetchError("cannot start %s: %s" % (browser, _first_line(exc))) from None
+        except BaseException:
+            self.kill()
+            raise
+
+    def _options(self, browser, proxy):
+        from selenium.webdriver.chrome.options import Options
+
+        options = Options()
+        options.binary_location = self._launcher(browser)
+        for flag in FLAGS:
+            options.add_argument(flag)
+        options.add_argument("--user-data-dir=" + os.path.join(self.dir, "profile"))
+        if proxy:
+            options.add_argument("--proxy-server=" + proxy)
+            # Chromium never proxies loopback by itself; the plain fetcher proxies everything
+            options.add_argument("--proxy-bypass-list=<-loopback>")
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        return options
+
+    def _launcher(self, browser):
+        if not sys.platform.startswith("linux"):
+            return browser
+        path = os.path.join(self.dir, "browser")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(LAUNCHER % {"python": sys.executable, "option": PR_SET_PDEATHSIG,
+                                "signal": signal.SIGKILL, "browser": browser})
+        os.chmod(path, 0o700)
+        return path
+
+    def pids(self):
+        """PIDs of chromedriver and every process below it (the browser's)."""
+        process = getattr(self.service, "process", None)
+        if process is None or process.poll() is not None:
+            return []
+        return [process.pid] + descendants(process.pid)
+
+    def browser_pids(self):
+        """PIDs of the Chromium processes (chromedriver excluded)."""
+        return self.pids()[1:]
+
+    def kill(self):
+        """End chromedriver and the browser at once, by PID, and remove the profile."""
+        pids = self.pids()
+        for pid in reversed(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        process = getattr(self.service, "process", None)
+        if process is not None:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL was sent
+                pass
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+            self.service.process = None  # Service.__del__ must not stop it again
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def descendants(pid):
+    """PIDs below ``pid`` in the process tree, read from /proc (parents before children)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    parents[int(entry)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, level = [], [pid]
+    while level:
+        level = [child for child, parent in parents.items() if parent in level]
+        found.extend(level)
+    return found
+
+
+def _first_line(exc):
+    text = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,0 +1,115 @@
+"""What a rendered page becomes: the Response handed to parse.
+
+Status, final URL and headers come from the browser's own network events
+(the performance log chromedriver keeps: ``Network.responseReceived`` of the
+main frame's document), the body is the DOM after the page loaded and the
+spider's ``render_wait`` was met, serialised as UTF-8 HTML.
+"""
+import datetime
+import json
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from ..errors import FetchError
+from ..crawl.response import Response
+
+XHR_TYPES = frozenset(["XHR", "Fetch"])
+# the body is the serialised DOM, not what the server sent: these would describe the wrong bytes
+DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
+
+
+class Events:
+    """The network events of one navigation, read from the performance log."""
+
+    def __init__(self, entries, frame):
+        self.frame = frame
+        self.document = None      # requestId of the main frame's document
+        self.response = None      # its last response (after redirects)
+        self.raw = None           # its raw answer (Set-Cookie included), when Chromium gave it
+        self.failed = None        # errorText when the document did not load
+        self.xhr = {}             # requestId -> {url, status}, in order
+        self.finished = set()
+        for entry in entries:
+            message = json.loads(entry["message"])["message"]
+            self._read(message["method"], message.get("params") or {})
+
+    def _read(self, method, params):
+        rid = params.get("requestId")
+        if method == "Network.requestWillBeSent":
+            if params.get("type") == "Document" and params.get("frameId") == self.frame:
+                if rid != self.document:
+                    self.document, self.response, self.raw, self.failed = rid, None, None, None
+        elif method == "Network.responseReceived":
+            if rid == self.document:
+                self.response = params["response"]
+            elif params.get("type") in XHR_TYPES:
+                self.xhr[rid] = {"url": params["response"]["url"],
+                                 "status": params["response"]["status"]}
+        elif method == "Network.responseReceivedExtraInfo" and rid == self.document:
+            self.raw = params   # one per hop of a redirect chain; the last is the final answer
+        elif method == "Network.loadingFailed" and rid == self.document:
+            self.failed = params.get("errorText") or "loading failed"
+        elif method == "Network.loadingFinished":
+            self.finished.add(rid)
+
+    def check(self, url):
+        """FetchError unless the navigation to ``url`` got a document answer."""
+        if self.failed:
+            raise FetchError("%s: %s" % (url, self.failed))
+        if self.response is None:
+            raise FetchError("%s: the browser saw no answer for the page" % url)
+
+
+def xhr_bodies(driver, events):
+    """[{url, status, body}] of the XHR/fetch answers the page got; body None if unavailable."""
+    out = []
+    for rid, record in events.xhr.items():
+        body = None
+        if rid in events.finished:
+            try:
+                got = driver.execute_cdp_cmd("Network.getResponseBody", {"requestId": rid})
+                body = _body_bytes(got)
+            except Exception:  # evicted from the browser's buffer, or the answer had no body
+                body = None
+        out.append(dict(record, body=body))
+    return out
+
+
+def _body_bytes(got):
+    if got.get("base64Encoded"):
+        import base64
+
+        return base64.b64decode(got["body"])
+    return got["body"].encode("utf-8")
+
+
+def rendered_response(events, html, request_url, headers):
+    """A Response like the plain fetcher's, for a page the browser rendered."""
+    answer = events.response
+    headers = answer.get("headers") or {}
+    if events.raw and events.raw.get("statusCode") == answer.get("status"):
+        headers = events.raw.get("headers") or headers   # has Set-Cookie, which the other hides
+    resp = Response.__new__(Response)
+    resp._content = html.encode("utf-8")
+    resp._content_consumed = True
+    resp._next = None
+    resp.status_code = int(answer.get("status") or 0)
+    resp.headers = CaseInsensitiveDict(
+        {k: v for k, v in headers.items() if k.title() not in DROPPED_HEADERS})
+    resp.raw = None
+    resp.url = answer.get("url") or request_url
+    resp.encoding = "utf-8"
+    resp.history = []
+    resp.reason = answer.get("statusText") or ""
+    resp.elapsed = datetime.timedelta(0)
+    resp.connection = None
+    request = requests.PreparedRequest()
+    request.method, request.url, request.headers, request.body = "GET", request_url, headers, None
+    resp.request = request
+    set_cookie = resp.headers.get("Set-Cookie")
+    if set_cookie:  # Chromium joins repeated headers with newlines
+        resp.__dict__["_set_cookie"] = set_cookie.split("\n")
+    resp.screenshot = None
+    resp.xhr = None
+    return resp
