@@ -29,7 +29,7 @@ import lxml.html  # noqa: E402
 from benchmarks.site import page_urls  # noqa: E402
 from microspider import Seed, Spider  # noqa: E402
 from microspider.config import resolve  # noqa: E402
-from microspider.fetcher import Fetcher  # noqa: E402
+from microspider.crawl.fetcher import make_fetcher  # noqa: E402
 
 
 class Bench(Spider):
@@ -83,7 +83,7 @@ def render_row(urls, browsers):
 
 def plain_row(urls):
     settings = resolve({"pool": 64}, Bench)
-    fetcher = Fetcher(Bench(), settings)
+    fetcher = make_fetcher(Bench(), settings)
     try:
         rate, elapsed = crawl(fetcher, urls, 64)
     finally:

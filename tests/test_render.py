@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from microspider import Seed, Spider, keys
+from microspider import Seed, Spider
+from microspider.state import keys
 from microspider.config import resolve
 from microspider.errors import FetchError
 from microspider.proxies import ProxyPool
