@@ -14,7 +14,6 @@ Browser start-up is inside the timed part (B starts per run).
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time

@@ -65,8 +65,9 @@ class ChaosHotel(Spider):
             yield Seed(urljoin(response.url, nxt.group(1)), meta=dict(seed.meta))
 
 
-# hotel id -> what its page makes parse do: "exit" (os._exit), "segv" (a segfault), "spin" (never yields)
-POISONED = dict(p.split(":", 1) for p in os.environ.get("CHAOS_POISON", "").split(",") if p)
+# hotel id -> what its page makes parse do: "exit" (os._exit), "segv" (a segfault), "spin" (never
+# yields); from CHAOS_POISON_HOTELS="id:kind,..."
+POISONED = dict(p.split(":", 1) for p in os.environ.get("CHAOS_POISON_HOTELS", "").split(",") if p)
 
 
 def _poison(kind):

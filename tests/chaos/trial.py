@@ -96,14 +96,14 @@ class CtripTrial:
                                  fault_rate=fault_rate, slow=slow)
         self.store_path = os.path.join(self.folder, "store.sqlite3")
         self.crawl = None
-        self.poisoned = {}         # hotel id -> what its page makes parse do (CHAOS_POISON)
+        self.poisoned = {}         # hotel id -> what its page makes parse do (CHAOS_POISON_HOTELS)
 
     def __enter__(self):
         self.server.start()
         self.site.start()
         self.crawl = Crawl(self.procs, self.server.url, self.store_path,
                            env=cli_env(CHAOS_SITE=self.site.url,
-                                       CHAOS_POISON=",".join("%s:%s" % kv for kv in self.poisoned.items())))
+                                       CHAOS_POISON_HOTELS=",".join("%s:%s" % kv for kv in self.poisoned.items())))
         return self
 
     def __exit__(self, *exc):
