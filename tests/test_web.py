@@ -14,21 +14,11 @@ from microspider.spider import Spider
 from microspider.store import open_store
 from microspider.web import charts, data
 from tests.crawl import microspider
-from tests.webserver import TOKEN, WebServer, populate, stat_json, store_uri
+from tests.webserver import TOKEN, WebServer, folder, populate, stat_json, store_uri, web  # noqa: F401 (fixtures)
 
 NAME = "shop"
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("web")
-
-
-@pytest.fixture(scope="module")
-def web(redis_server, folder):
-    server = WebServer(redis_server.url, store_uri(folder), folder, "--token", TOKEN).start()
-    yield server
-    assert server.stop() == 0
 
 
 @pytest.fixture

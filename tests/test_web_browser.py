@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from microspider.state import keys
 from tests.crawl import microspider
 from tests.servers import wait_until
-from tests.webserver import TOKEN, WebServer, populate, stat_json, store_uri
+from tests.webserver import TOKEN, folder, populate, stat_json, store_uri, web  # noqa: F401 (fixtures)
 
 NAME = "shop"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -38,16 +38,6 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("webui")
-
-
-@pytest.fixture(scope="module")
-def web(redis_server, folder):
-    server = WebServer(redis_server.url, store_uri(folder), folder, "--token", TOKEN).start()
-    yield server
-    assert server.stop() == 0
 
 
 @pytest.fixture

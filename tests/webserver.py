@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from microspider import Seed
 from microspider.state import keys
 from microspider.store import failure_doc, open_store
@@ -97,3 +99,17 @@ def stat_json(redis_url, uri, cwd, *spider):
                           cwd=str(cwd), env=cli_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A work folder for the module's dashboard and store."""
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def web(redis_server, folder):
+    """A `microspider web` process for the module, with the test token."""
+    server = WebServer(redis_server.url, store_uri(folder), folder, "--token", TOKEN).start()
+    yield server
+    assert server.stop() == 0

@@ -8,6 +8,7 @@ span them, so the move runs under the relay lock and copies before it deletes
 (a crash may duplicate, never lose).
 """
 from . import keys
+from .chunking import batched, by_index
 from .locks import Lock
 
 CHUNK = 2000
@@ -76,25 +77,11 @@ class Backlog:
 
     def chunks(self, withscores=False):
         """Every member in due order, CHUNK at a time (by index)."""
-        start = 0
-        while True:
-            chunk = self.client.zrange(self.key, start, start + CHUNK - 1, withscores=withscores)
-            if chunk:
-                yield chunk
-            if len(chunk) < CHUNK:
-                return
-            start += CHUNK
+        return by_index(lambda a, b: self.client.zrange(self.key, a, b, withscores=withscores), CHUNK)
 
     def scan(self):
         """(member, score) pairs, CHUNK at a time, stable under concurrent changes (ZSCAN)."""
-        batch = []
-        for pair in self.client.zscan_iter(self.key, count=CHUNK):
-            batch.append(pair)
-            if len(batch) >= CHUNK:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return batched(self.client.zscan_iter(self.key, count=CHUNK), CHUNK)
 
     def remove(self, raws):
         return self.client.zrem(self.key, *raws) if raws else 0

@@ -14,6 +14,7 @@ import time
 from . import keys
 from .backlog import Backlog
 from .cache import Cache
+from .chunking import by_index
 from .locks import Lock
 from .ratelimit import HostRateLimiter, RateLimiter
 
@@ -283,27 +284,13 @@ class SpiderState:
             yield from self.backlog.chunks()
             return
         key = self.work_key if queue == "work" else keys.quarantine(self.name)
-        start = 0
-        while True:
-            raws = self.client.lrange(key, start, start + CHUNK - 1)
-            if raws:
-                yield raws
-            if len(raws) < CHUNK:
-                return
-            start += CHUNK
+        yield from by_index(lambda a, b: self.client.lrange(key, a, b), CHUNK)
 
     def inflight_chunks(self):
         """Lists of raw seeds held in flight by any worker, live or dead (for migrate)."""
         found = sorted(self.client.scan_iter(match=keys.inflight(self.name, "*"), count=CHUNK))
         for key in found:
-            start = 0
-            while True:
-                raws = self.client.lrange(key, start, start + CHUNK - 1)
-                if raws:
-                    yield raws
-                if len(raws) < CHUNK:
-                    break
-                start += CHUNK
+            yield from by_index(lambda a, b, key=key: self.client.lrange(key, a, b), CHUNK)
 
     def quarantine(self, raws):
         if raws:
