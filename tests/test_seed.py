@@ -81,3 +81,24 @@ def test_request_url_appends_query():
 def test_malformed_wire_seed(raw):
     with pytest.raises(MalformedSeed):
         Seed.from_json(raw)
+
+
+def test_a_bad_seed_is_a_microspider_error_and_a_value_error():
+    from microspider import BadSeed, MicrospiderError
+
+    for bad in (lambda: Seed("ftp://x.com/"), lambda: Seed("http://x.com/", method="PUT"),
+                lambda: Seed("http://x.com/", age=-1), lambda: Seed.from_dict({"method": "GET"})):
+        with pytest.raises(BadSeed) as info:
+            bad()
+        assert isinstance(info.value, MicrospiderError) and isinstance(info.value, ValueError)
+
+
+def test_every_error_class_is_public_and_rooted_at_microspider_error():
+    import inspect
+
+    import microspider
+    from microspider import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert classes and all(issubclass(c, microspider.MicrospiderError) for c in classes)
+    assert {c.__name__ for c in classes} <= set(microspider.__all__)
