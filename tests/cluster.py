@@ -179,6 +179,16 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def cluster_client(url):
+    """A RedisCluster client over every seed node of a comma-separated URL (any may be down)."""
+    from redis.cluster import ClusterNode
+
+    seeds = url.split("://", 1)[1].split(",")
+    nodes = [ClusterNode(*s.rsplit(":", 1)) for s in seeds]
+    return RedisCluster(startup_nodes=[ClusterNode(n.host, int(n.port)) for n in nodes],
+                        socket_timeout=10)
+
+
 def _pong(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:

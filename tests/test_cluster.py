@@ -10,11 +10,10 @@ import signal
 import time
 
 import pytest
-from redis.cluster import RedisCluster
 
 from microspider.state import keys
 from microspider.store import open_store
-from tests.cluster import cluster_url, fresh_cluster, redis_cluster  # noqa: F401 (fixtures)
+from tests.cluster import cluster_client, cluster_url, fresh_cluster, redis_cluster  # noqa: F401 (fixtures)
 from tests.crawl import children, finish, microspider, start, stat, write_spider
 from tests.servers import Site, wait_until
 from tests.test_run import CHAIN, chain_route
@@ -32,7 +31,7 @@ def items_of(tmp_path, name):
 
 def masters_of(url, names):
     """{spider: "host:port" of the master that holds its slot}."""
-    with RedisCluster.from_url(url.split(",")[0]) as rc:
+    with cluster_client(url) as rc:
         return {n: rc.get_node_from_key(keys.work(n)).name for n in names}
 
 

@@ -7,9 +7,8 @@ left out: a cluster has db 0 only (``test_cluster.py`` checks that this is refus
 test_migrate.py, whose target is db 1 (``test_cluster.py`` migrates one server <-> cluster).
 """
 import pytest
-from redis.cluster import RedisCluster
 
-from tests.cluster import redis_cluster  # noqa: F401 (fixture)
+from tests.cluster import cluster_client, redis_cluster  # noqa: F401 (fixture)
 from tests.test_cli_ops import *  # noqa: F401,F403 (the tests and their fixtures)
 from tests.test_ratelimit import *  # noqa: F401,F403
 
@@ -28,6 +27,6 @@ def redis_url(redis_cluster):
 
 @pytest.fixture
 def r(redis_url):
-    client = RedisCluster.from_url(redis_url.split(",")[0])
+    client = cluster_client(redis_url)
     yield client
     client.close()

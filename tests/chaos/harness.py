@@ -239,9 +239,9 @@ class ChaosRedis(RedisServer):
 def client_for(url):
     """A plain client of the Redis at `url`: a cluster client for a comma-separated seed list."""
     if "," in url:
-        from redis.cluster import RedisCluster
+        from tests.cluster import cluster_client
 
-        return RedisCluster.from_url(url.split(",")[0], socket_timeout=10)
+        return cluster_client(url)
     return redislib.Redis.from_url(url, socket_timeout=10)
 
 
