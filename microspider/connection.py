@@ -18,20 +18,44 @@ def mask(url):
 
 
 def normalize_redis_url(text):
+    """`text` as a Redis URL: host:port, redis://, rediss://, unix://, or several cluster seed
+    nodes comma-separated (redis://h1:7000,h2:7000); ConnectionFailed saying what is wrong."""
+    text = text.strip()
     if "://" not in text:
         text = "redis://" + text
-    parts = urlsplit(text)
+    for url in seed_urls(text):
+        _check_url(url, text)
+    return text
+
+
+def seed_urls(url):
+    """One URL per node of a comma-separated seed list (credentials, path and query repeated);
+    a URL naming one node comes back alone."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "," not in rest.split("/", 1)[0]:
+        return [url]
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    return ["%s://%s%s%s%s" % (scheme, userinfo, at, host.strip(), slash + tail)
+            for host in hosts.split(",")]
+
+
+def _check_url(url, text):
+    parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConnectionFailed("bad --redis %r: use host:port, redis://, rediss:// or unix://"
                                % mask(text))
-    if parts.scheme != "unix":
-        try:
-            parts.port
-        except ValueError:
-            raise ConnectionFailed("bad --redis %r: the port is not a number" % mask(text)) from None
-        if not parts.hostname:
-            raise ConnectionFailed("bad --redis %r: no host" % mask(text))
-    return text
+    if parts.scheme == "unix":
+        if url != text:
+            raise ConnectionFailed("bad --redis %r: a cluster's seed nodes are host:port, not unix://"
+                                   % mask(text))
+        return
+    try:
+        parts.port
+    except ValueError:
+        raise ConnectionFailed("bad --redis %r: the port is not a number" % mask(text)) from None
+    if not parts.hostname:
+        raise ConnectionFailed("bad --redis %r: no host" % mask(text))
 
 
 def resolve_redis(settings, say=log.info):

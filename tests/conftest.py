@@ -12,6 +12,7 @@ from tests.servers import RedisServer, Site
 def pytest_configure(config):
     config.addinivalue_line("markers", "chaos: the long fault-injection suite (pytest -m chaos)")
     config.addinivalue_line("markers", "slow: longer integration tests")
+    config.addinivalue_line("markers", "cluster: on a real Redis Cluster, failovers included (pytest -m cluster)")
 
 
 @pytest.fixture(scope="session")

@@ -135,9 +135,11 @@ def handle_errors(f):
         except MicrospiderError as exc:
             raise click.UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         except Exception as exc:
-            import redis
+            from redis.exceptions import RedisClusterException
 
-            if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            from ..state.connection import UNAVAILABLE
+
+            if isinstance(exc, UNAVAILABLE + (RedisClusterException,)):
                 raise click.UsageError("Redis: %s" % (str(exc).splitlines() or [type(exc).__name__])[0])
             raise
     return wrapper

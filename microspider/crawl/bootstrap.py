@@ -21,12 +21,13 @@ JOB_ENV = "MICROSPIDER_WORKER_JOB"
 WATCHDOG_TICK = 0.25
 
 
-def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd=None):
-    """The JSON job of one worker process."""
+def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd=None, cluster=False):
+    """The JSON job of one worker process (`cluster`: the run found a Redis Cluster at redis_url)."""
     values = dataclasses.asdict(settings)
     values["configured"] = sorted(settings.configured)
     return json.dumps({"spider": spider_ref, "settings": values, "redis": redis_url,
-                       "store": store_uri, "id": worker_id, "monitor_fd": monitor_fd})
+                       "store": store_uri, "id": worker_id, "monitor_fd": monitor_fd,
+                       "cluster": bool(cluster)})
 
 
 def run_worker(job_text):
@@ -41,7 +42,8 @@ def run_worker(job_text):
     values["configured"] = frozenset(values["configured"])
     settings = Settings(**values)
     spider = instantiate(load_spider(job["spider"]))
-    redis = Redis.from_settings(settings, url=job["redis"], check=False)  # register() waits for it
+    redis = Redis.from_settings(settings, url=job["redis"], check=False,  # register() waits for it
+                                cluster=job.get("cluster", False))
     store = _open_store_patiently(job["store"], settings.mongo_db, spider.name)
     state = SpiderState(redis, spider.name)
     proxies = None

@@ -26,7 +26,6 @@ import uuid
 
 import gevent
 import gevent.os
-import redis as redislib
 
 from .. import embedded
 from ..connection import mask
@@ -34,6 +33,7 @@ from ..errors import StoreError
 from ..seed import Seed
 from ..spider import instantiate
 from ..state import Redis, SpiderState
+from ..state.connection import UNAVAILABLE
 from ..state.locks import LockTimeout
 from ..store import failure_doc, open_store
 from .bootstrap import JOB_ENV, worker_job
@@ -49,7 +49,7 @@ RECLAIM_EVERY = 5.0
 HANG_GRACE = 5.0         # seconds of silence past --parse-timeout before a worker counts as hung
 CRASH_LIMIT = 5          # unexplained restarts within CRASH_WINDOW before the run gives up
 CRASH_WINDOW = 60.0
-REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
+REDIS_DOWN = UNAVAILABLE   # an outage or a cluster failover: back off and go on
 
 
 def new_worker_id():
@@ -175,7 +175,8 @@ class Run:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         env = dict(os.environ, **{JOB_ENV: worker_job(self.ref, self.settings, self.redis_url,
-                                                      self.store_uri, worker_id, write_fd)})
+                                                      self.store_uri, worker_id, write_fd,
+                                                      self.redis.cluster)})
         try:
             proc = subprocess.Popen([sys.executable, "-m", "microspider", "_worker"], env=env,
                                     pass_fds=(write_fd,))

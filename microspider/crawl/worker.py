@@ -22,11 +22,11 @@ import time
 import gevent
 import gevent.event
 import gevent.queue
-import redis as redislib
 
 from ..errors import FetchError, MalformedSeed, NoProxy, StoreError
 from ..seed import Seed
 from ..state import SpiderState
+from ..state.connection import UNAVAILABLE
 from ..store import failure_doc
 from .outcome import Outcome, parse_failure, parse_response
 
@@ -34,7 +34,7 @@ log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
 IDLE_MAX = 0.5
 BEAT_EVERY = 1.0
-REDIS_DOWN = (redislib.ConnectionError, redislib.TimeoutError, redislib.BusyLoadingError)
+REDIS_DOWN = UNAVAILABLE   # an outage or a cluster failover (MOVED, CLUSTERDOWN, ...): retried
 SHUTDOWN_ATTEMPTS = 8     # Redis retries while stopping (about 15 s)
 
 

@@ -8,6 +8,11 @@ head of the work list into the worker's own in-flight list in one Lua call;
 flight.  A worker that dies leaves its in-flight list behind, and
 ``reclaim_dead`` puts it back at the head of the work queue once the worker's
 heartbeat has expired.
+
+On a Redis Cluster one spider's keys share a hash tag, so they live on one slot:
+every script and transaction here touches that slot only.  Writes to other
+spiders' slots (sends, upstream links, the registry) are separate, confirmed
+writes made before the spider's own transaction (see ``confirmed.py``).
 """
 import time
 
@@ -15,75 +20,15 @@ from . import keys
 from .backlog import Backlog
 from .cache import Cache
 from .chunking import by_index
+from .confirmed import ConfirmedWrites
 from .locks import Lock
 from .ratelimit import HostRateLimiter, RateLimiter
+from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
 
 HEARTBEAT_TTL = 15.0
 CHUNK = 1000
 PAGE_BUCKET = 5            # seconds per bucket of the pages-done history
 PAGES_KEPT = 3600          # seconds of that history kept (the dashboard charts an hour)
-
-# KEYS: work, inflight. ARGV: n. Returns the seeds taken (oldest first).
-TAKE = """
-local items = redis.call('LPOP', KEYS[1], ARGV[1])
-if not items then return {} end
-for i = 1, #items, 2000 do
-  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 1999, #items)))
-end
-return items
-"""
-
-# KEYS: inflight, work. Puts the in-flight seeds back at the head of work, in order.
-REQUEUE = """
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
-redis.call('DEL', KEYS[1])
-return #items
-"""
-
-# KEYS: inflight, work. ARGV: the seeds the worker holds. Requeues any other in-flight seed
-# (taken by a call whose reply was lost).
-REQUEUE_UNHELD = """
-local held = {}
-for i = 1, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local moved = 0
-for i = #items, 1, -1 do
-  local raw = items[i]
-  if (held[raw] or 0) > 0 then
-    held[raw] = held[raw] - 1
-  else
-    redis.call('LREM', KEYS[1], 1, raw)
-    redis.call('LPUSH', KEYS[2], raw)
-    moved = moved + 1
-  end
-end
-return moved
-"""
-
-# KEYS: workers, work. ARGV: now, inflight key prefix. Requeues the seeds of expired workers.
-RECLAIM = """
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local moved = 0
-for _, w in ipairs(dead) do
-  local k = ARGV[2] .. w
-  local items = redis.call('LRANGE', k, 0, -1)
-  for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
-  moved = moved + #items
-  redis.call('DEL', k)
-  redis.call('ZREM', KEYS[1], w)
-end
-return moved
-"""
-
-
-# KEYS: alerted key. ARGV: now, quiet seconds, expiry. 1 if this alert may go out now.
-ALERT_ONCE = """
-local last = redis.call('GET', KEYS[1])
-if last and tonumber(ARGV[1]) - tonumber(last) < tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"""
 
 
 def spiders(redis):
@@ -125,18 +70,28 @@ class SpiderState:
         pipe.execute()
 
     def link_to(self, targets, pipe=None):
-        """Record this spider as an upstream of `targets` (and make them known)."""
-        p = pipe or self.client.pipeline(transaction=False)
+        """Record this spider as an upstream of `targets` (and make them known).
+
+        `pipe` is a pipeline on one server, or ConfirmedWrites on a cluster."""
+        p = pipe or self._other_slots()
         for target in targets:
             p.sadd(keys.upstream(target), self.name)
             p.sadd(keys.SPIDERS, target)
         if pipe is None:
             p.execute()
 
+    def _other_slots(self):
+        """Where writes to other spiders' keys go: ConfirmedWrites on a cluster, else a pipeline."""
+        if self.redis.cluster:
+            return ConfirmedWrites(self.redis)
+        return self.client.pipeline(transaction=False)
+
     def add_upstreams(self, names):
         if names:
             self.client.sadd(keys.upstream(self.name), *names)
-            self.client.sadd(keys.SPIDERS, *names)
+            writes = self._other_slots()
+            writes.sadd(keys.SPIDERS, *names)
+            writes.execute()
 
     def upstreams(self):
         return sorted(u.decode() for u in self.client.smembers(keys.upstream(self.name)))
@@ -235,26 +190,48 @@ class SpiderState:
 
     # -- the work queue -------------------------------------------------------------------
     def push(self, seeds, target=None):
-        """Append seeds to a work queue (this spider's by default); returns how many."""
+        """Append seeds to a work queue (this spider's by default); returns how many.
+
+        On a cluster the write is confirmed by a replica when the master has one."""
         raws = [s.to_json() for s in seeds]
-        if raws:
-            self.client.rpush(keys.work(target or self.name), *raws)
+        self.push_raw(raws, target)
         return len(raws)
 
-    def push_raw(self, raws):
-        """Append already-encoded seeds to this spider's work queue (migrate)."""
-        if raws:
-            self.client.rpush(self.work_key, *raws)
+    def push_raw(self, raws, target=None):
+        """Append already-encoded seeds to a work queue (this spider's by default)."""
+        if not raws:
+            return
+        key = keys.work(target or self.name)
+        if self.redis.cluster:
+            writes = ConfirmedWrites(self.redis)
+            writes.rpush(key, *raws)
+            writes.execute()
+        else:
+            self.client.rpush(key, *raws)
 
     def push_start(self, sends):
-        """Push start seeds [(target, seed)] and record the links, in one transaction."""
-        pipe = self.client.pipeline(transaction=True)
+        """Push start seeds [(target, seed)] and record the links.
+
+        One transaction on one server.  On a cluster the other spiders' seeds and
+        the links go first, this spider's own seeds last: a crash in between
+        leaves this spider fresh, so the next run pushes them all again
+        (duplicates, never loss)."""
         by_target = {}
         for target, seed in sends:
             by_target.setdefault(target, []).append(seed.to_json())
+        others = [t for t in by_target if t != self.name]
+        if self.redis.cluster:
+            writes = ConfirmedWrites(self.redis)
+            for target in others:
+                writes.rpush(keys.work(target), *by_target[target])
+            self.link_to(others, writes)
+            writes.execute()
+            self.push_raw(by_target.get(self.name, []))
+            return
+        pipe = self.client.pipeline(transaction=True)
         for target, raws in by_target.items():
             pipe.rpush(keys.work(target), *raws)
-        self.link_to([t for t in by_target if t != self.name], pipe)
+        self.link_to(others, pipe)
         pipe.execute()
 
     def seeding_lock(self):
@@ -317,9 +294,13 @@ class SpiderState:
 
         Sends to other spiders, links, and the cache/backlog when they live in
         other dbs go first; this spider's own keys and the acknowledgement last,
-        in one MULTI.  A crash in between repeats work, never loses it.
+        in one MULTI.  A crash in between repeats work, never loses it.  On a
+        cluster the first part is ConfirmedWrites (replica-confirmed, one round
+        trip per master written to) and the MULTI holds this spider's slot only.
         """
         now = now or time.time()
+        if self.redis.cluster:
+            return self._commit_on_cluster(outcome, worker, now)
         work = self.client.pipeline(transaction=True)
         shared = self.redis.single
         other = {}
@@ -334,18 +315,40 @@ class SpiderState:
         self.link_to(outcome.links, work)
         self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work)
         self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog) if not shared else work)
-        if outcome.quarantine:
-            work.rpush(keys.quarantine(self.name), *outcome.quarantine)
-        for field, n in outcome.stats.items():
-            work.hincrby(keys.stats(self.name), field, n)
-        if outcome.pages:
-            work.hincrby(keys.pages(self.name), int(now // PAGE_BUCKET), outcome.pages)
+        self._count(work, outcome, now)
         for p in other.values():
             p.execute()
         inflight = keys.inflight(self.name, worker)
         for raw in outcome.done:
             work.lrem(inflight, 1, raw)
         work.execute()
+
+    def _commit_on_cluster(self, outcome, worker, now):
+        writes = ConfirmedWrites(self.redis)
+        for target, raws in outcome.sends.items():
+            if target != self.name:
+                writes.rpush(keys.work(target), *raws)
+        self.link_to(outcome.links, writes)
+        writes.execute()
+        own = self.client.pipeline(transaction=True)
+        if outcome.sends.get(self.name):
+            own.rpush(self.work_key, *outcome.sends[self.name])
+        self.cache.add(outcome.cache_adds, own)
+        self.backlog.add(outcome.backlog, own)
+        self._count(own, outcome, now)
+        inflight = keys.inflight(self.name, worker)
+        for raw in outcome.done:
+            own.lrem(inflight, 1, raw)
+        own.execute()
+
+    def _count(self, pipe, outcome, now):
+        """Queue the quarantined seeds, the counters and the pages done of a batch."""
+        if outcome.quarantine:
+            pipe.rpush(keys.quarantine(self.name), *outcome.quarantine)
+        for field, n in outcome.stats.items():
+            pipe.hincrby(keys.stats(self.name), field, n)
+        if outcome.pages:
+            pipe.hincrby(keys.pages(self.name), int(now // PAGE_BUCKET), outcome.pages)
 
     # -- rate limits ----------------------------------------------------------------------
     def rate_limiter(self, rate, burst=None):
@@ -376,8 +379,8 @@ class SpiderState:
         pipe = self.client.pipeline(transaction=False)
         for other in spiders(self.redis):  # a forgotten upstream would keep its downstreams waiting
             pipe.srem(keys.upstream(other), name)
-        pipe.srem(keys.SPIDERS, name)
         pipe.execute()
+        self.client.srem(keys.SPIDERS, name)  # last: until then `clear` can find it and be run again
         return n
 
 

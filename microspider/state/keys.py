@@ -1,7 +1,9 @@
 """Every Redis key microspider uses; only the state gateway imports this module.
 
 All keys of one spider share the Redis Cluster hash tag ``{NAME}``, so its Lua
-scripts and transactions stay on one slot.
+scripts and transactions stay on one slot.  ``microspider:spiders`` and other
+spiders' keys live on other slots: on a cluster the gateway writes them
+separately, before the spider's own transaction (``confirmed.py``).
 
 ==============================================  ======  ===================================================
 key                                             type    holds

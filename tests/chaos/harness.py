@@ -125,7 +125,7 @@ class Crawl:
     @property
     def redis(self):
         if self._client is None:
-            self._client = redislib.Redis.from_url(self.redis_url, socket_timeout=10)
+            self._client = client_for(self.redis_url)
         return self._client
 
     def start(self, workers=None, extra=()):
@@ -236,9 +236,21 @@ class ChaosRedis(RedisServer):
         return redislib.Redis(port=self.port, socket_timeout=10)
 
 
+def client_for(url):
+    """A plain client of the Redis at `url`: a cluster client for a comma-separated seed list."""
+    if "," in url:
+        from tests.cluster import cluster_client
+
+        return cluster_client(url)
+    return redislib.Redis.from_url(url, socket_timeout=10)
+
+
 class Roles:
     """Plain redis clients dressed as microspider.connection.Redis (its work/backlog/cache roles)."""
 
     def __init__(self, work, backlog=None):
+        from redis.cluster import RedisCluster
+
         self.work, self.backlog, self.cache = work, backlog or work, work
         self.single = backlog is None or backlog is work
+        self.cluster = isinstance(work, RedisCluster)

@@ -9,7 +9,7 @@ import hashlib
 import socket
 import threading
 
-from microspider.state.gateway import TAKE
+from microspider.state.scripts import TAKE
 
 TAKE_SHA = hashlib.sha1(TAKE.encode("utf-8")).hexdigest().encode()
 

@@ -1,0 +1,92 @@
+"""Writes to other slots of a Redis Cluster, confirmed by a replica before anything depends on them.
+
+A spider's batch also writes outside its own slot: seeds sent to other spiders'
+work queues, their upstream sets, the spider registry.  On a cluster these
+cannot share the spider's own transaction, so they go first and the
+acknowledgement (in the spider's own transaction) comes last: a crash in between
+repeats work, never loses it.
+
+They must also survive a failover of the master they went to: a master
+acknowledges a write before its replica has it, and if it dies then, the
+promoted replica never saw the write.  So the writes are grouped by the master
+that holds each key, and each group is one pipeline on one connection that
+ends with ``WAIT 1 timeout`` when that master has a replica online.  WAIT counts
+only the writes made on its own connection; that is why each group runs on a
+plain client of its master (the cluster client's pipeline may resend a failed
+command on another connection).  A group whose WAIT saw no replica raises
+``NotReplicated`` (a ``redis.TimeoutError``, so callers back off and retry as in
+an outage); the whole batch is then written again: duplicates, never loss.
+
+The spider's own writes need no WAIT: they share one transaction with the
+acknowledgement, and a replica applies a master's stream in order, so a
+promoted replica has either both or neither.
+"""
+import redis
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
+
+from .connection import UNAVAILABLE, WAIT_TIMEOUT_MS
+
+
+class NotReplicated(redis.TimeoutError):
+    """No replica confirmed a group of writes within WAIT_TIMEOUT_MS."""
+
+
+class ConfirmedWrites:
+    """Queue ``rpush``/``sadd``/``srem`` like on a pipeline; ``execute()`` sends them."""
+
+    def __init__(self, redis_roles):
+        self.redis = redis_roles
+        self.groups = {}          # master name -> (its plain client, [(command, key, args)])
+
+    def rpush(self, key, *values):
+        self._add("rpush", key, values)
+
+    def sadd(self, key, *members):
+        self._add("sadd", key, members)
+
+    def srem(self, key, *members):
+        self._add("srem", key, members)
+
+    def _add(self, command, key, args):
+        name, client = self.redis.master_of(key)
+        self.groups.setdefault(name, (client, []))[1].append((command, key, args))
+
+    def __bool__(self):
+        return bool(self.groups)
+
+    def execute(self):
+        """Send each master's group in one round trip; raise if a group failed or was not confirmed."""
+        for name in sorted(self.groups):
+            client, commands = self.groups[name]
+            self._send(name, client, commands)
+        self.groups = {}
+
+    def _send(self, name, client, commands):
+        roles = self.redis
+        try:
+            wait = roles.wait_replica and roles.has_replica(name, client)
+            pipe = client.pipeline(transaction=False)
+            for command, key, args in commands:
+                getattr(pipe, command)(key, *args)
+            if wait:
+                pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS)
+            results = pipe.execute(raise_on_error=False)
+        except UNAVAILABLE:
+            self._refresh()
+            raise
+        for result in results:
+            if isinstance(result, (AskError, ClusterDownError, TryAgainError)):
+                self._refresh()      # the slot moved (failover, resharding): re-read the map
+                raise result
+            if isinstance(result, Exception):
+                raise result
+        if wait and results[-1] < 1:
+            roles.forget_replicas(name)
+            raise NotReplicated("no replica of %s confirmed the writes within %d ms"
+                                % (name, WAIT_TIMEOUT_MS))
+
+    def _refresh(self):
+        try:
+            self.redis.refresh()
+        except UNAVAILABLE:
+            pass                     # the caller's back-off retries; the map is re-read then
