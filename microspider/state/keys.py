@@ -9,7 +9,12 @@ key                                             type    holds
 ``microspider:{NAME}:work``                     list    seeds (JSON) waiting to be fetched; head = next
 ``microspider:{NAME}:backlog``                  zset    failed seeds scored by due time (epoch s);
                                                         ``+inf`` = over ``--max-age``, parked
-``microspider:{NAME}:cache``                    set     12-byte fingerprints of seeds that succeeded
+``microspider:{NAME}:cache``                    set     0.1's cache (12-byte fingerprints); read, then
+                                                        moved into the buckets by ``run``
+``microspider:{NAME}:cache:HEX``                hash    a cache bucket: fingerprint without the leading
+                                                        bytes node HEX implies -> success minute - epoch
+``microspider:{NAME}:cache:meta``               hash    the cache's level, split pointer, count n, epoch
+``microspider:{NAME}:cache:split``              hash    cache buckets split ahead of the pointer (HEX: 1)
 ``microspider:{NAME}:quarantine``               list    malformed seeds, as found
 ``microspider:{NAME}:inflight:WORKER``          list    seeds a worker has taken and not yet acknowledged
 ``microspider:{NAME}:workers``                  zset    worker ids scored by heartbeat expiry (epoch s)
@@ -45,6 +50,19 @@ def backlog(name):
 
 def cache(name):
     return _key(name, "cache")
+
+
+def cache_meta(name):
+    return _key(name, "cache", "meta")
+
+
+def cache_splits(name):
+    return _key(name, "cache", "split")
+
+
+def cache_bucket(name, node):
+    """A cache bucket by its node id in hex ("" gives the prefix the Lua script appends to)."""
+    return _key(name, "cache", node)
 
 
 def quarantine(name):
