@@ -245,16 +245,29 @@ class SpiderState:
         if raws:
             self.client.rpush(self.work_key, *raws)
 
-    def push_start(self, sends):
-        """Push start seeds [(target, seed)] and record the links, in one transaction."""
+    def push_start(self, sends, force=False, now=None):
+        """Push start seeds [(target, seed)] and record the links and the time, in one transaction.
+
+        With `force` the seeds are taken out of their spiders' caches first, so
+        they are fetched again (``run --every``).
+        """
         pipe = self.client.pipeline(transaction=True)
         by_target = {}
         for target, seed in sends:
-            by_target.setdefault(target, []).append(seed.to_json())
-        for target, raws in by_target.items():
-            pipe.rpush(keys.work(target), *raws)
+            by_target.setdefault(target, []).append(seed)
+        for target, seeds in by_target.items():
+            if force:
+                cache = self.cache if target == self.name else Cache(self.redis.cache, target)
+                cache.remove([s.cache_key for s in seeds])
+            pipe.rpush(keys.work(target), *[s.to_json() for s in seeds])
         self.link_to([t for t in by_target if t != self.name], pipe)
+        pipe.hset(keys.meta(self.name), "start_pushed", repr(float(time.time() if now is None else now)))
         pipe.execute()
+
+    def last_start_push(self):
+        """When the start seeds were last pushed (epoch s), or None."""
+        found = self.client.hget(keys.meta(self.name), "start_pushed")
+        return float(found) if found is not None else None
 
     def seeding_lock(self):
         """Held while start seeds are pushed (a fresh crawl is seeded once, even with -w N)."""
@@ -345,7 +358,7 @@ class SpiderState:
         for target, raws in outcome.sends.items():
             work.rpush(keys.work(target), *raws)
         self.link_to(outcome.links, work)
-        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work)
+        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work, now)
         self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog) if not shared else work)
         if outcome.quarantine:
             work.rpush(keys.quarantine(self.name), *outcome.quarantine)
