@@ -64,7 +64,7 @@ def small_buckets(r):
 def test_300k_fingerprints_exact_compact_and_under_20_bytes_each(r):
     cache = Cache(r, NAME)
     added = fingerprints(300_000)
-    strangers = fingerprints(300_000, seed=2)
+    strangers = fingerprints(100_000, seed=2)
     rng = random.Random(3)
     for start_at in range(0, len(added), 5000):   # checks between batches, while buckets split
         cache.add(added[start_at:start_at + 5000], now=T0 + 300 * DAY * start_at / len(added))
@@ -87,7 +87,7 @@ def test_300k_fingerprints_exact_compact_and_under_20_bytes_each(r):
     answers = pipe.execute()
     assert set(answers[0::2]) <= {b"ziplist", b"listpack"}
     assert max(answers[1::2]) <= limit
-    assert sum(answers[1::2]) == 300_000
+    assert sum(answers[1::2]) == 300_000 + len(found)      # each bucket holds its epoch too
     # success times spread over 300 days (3-byte values), the 11-byte fields of this size
     per_fingerprint = freed_by_clear(r, cache) / 300_000
     assert per_fingerprint <= 20.0, per_fingerprint
@@ -151,6 +151,25 @@ def test_recrawl_counts_old_successes_as_not_cached(r):
     cache.add(old[:1], now=now)                                           # succeeded again
     assert cache.contains(old, recrawl=DAY, now=now) == [True, False, False]
     assert cache.size() == 6
+
+
+def test_old_successes_keep_an_hour_precision_and_are_never_taken_for_younger(r):
+    cache = Cache(r, NAME)
+    first, later, last = fingerprints(3, seed=6)
+    cache.add([first], now=T0)
+    cache.add([later], now=T0 + 30 * DAY)          # past the bucket's fine window: re-encoded
+    now = T0 + 30 * DAY
+    assert cache.contains([first], recrawl=30 * DAY + 3600, now=now) == [True]
+    assert cache.contains([first], recrawl=30 * DAY - 1, now=now) == [False]
+    assert cache.contains([later], recrawl=60, now=now + 30) == [True]    # to the minute
+    assert cache.contains([later], recrawl=60, now=now + 61) == [False]
+    stored = dict(cache.entries())
+    assert T0 - 3600 < stored[first] <= T0 and stored[later] == (T0 + 30 * DAY) // 60 * 60
+    cache.add([last], now=T0 + 3 * 365 * DAY)      # years later: the first two are "ancient"
+    assert cache.contains([first, later, last]) == [True, True, True]      # still cached
+    assert cache.contains([first, later, last], recrawl=10 * 365 * DAY,
+                          now=T0 + 3 * 365 * DAY) == [False, False, True]  # due, never late
+    assert dict(cache.entries())[first] == 0
 
 
 def test_due_again_is_exact_when_small_and_estimated_when_large(r):

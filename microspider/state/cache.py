@@ -9,8 +9,12 @@ fingerprint instead of ~59 in a plain set.
 - A bucket is addressed by the fingerprint's leading bits (linear hashing: a
   level L and a split pointer s; buckets below s use L + 1 bits).  Its fields
   are the fingerprints without the leading bytes the address implies; its
-  values the success minute, counted from the cache's first minute (a small
-  integer: 2 bytes for 22 days, 3 for 16 years).
+  values the success times as 16-bit integers (4 bytes) relative to the
+  bucket's own epoch (its field ""): to the minute for about two weeks around
+  it, in hours further back (about two years), "ancient" beyond.  A value means
+  the earliest minute it may stand for, so a success is never taken for younger
+  than it is.  A bucket written past its fine window moves its epoch forward and
+  re-encodes its few hundred values.
 - The bucket count grows with the cache: whenever the mean fill passes
   ``FILL`` of the server's compact-encoding entry limit (``CONFIG GET
   hash-max-*-entries``, read once), the bucket under the pointer splits in two.
@@ -23,9 +27,10 @@ fingerprint instead of ~59 in a plain set.
   exists, its members counting as fresh, and ``adopt_legacy`` moves it into
   the buckets in chunks (``run`` does so as it starts).
 
-Time resolution is one minute.  With ``recrawl``, a seed counts as cached
-while the start of its success minute is at most ``recrawl`` seconds ago: it
-is never kept past its time, and may come back up to a minute early.
+With ``recrawl``, a seed counts as cached while its success (as stored) is at
+most ``recrawl`` seconds old: never kept past its time; it may come back up to
+a minute early (an hour for successes older than about a week, when their
+bucket has moved on).
 """
 import math
 import random
@@ -40,6 +45,7 @@ DEFAULT_ENTRIES = 128  # compact-encoding limit assumed when CONFIG is not allow
 SAMPLE = 64            # buckets sampled to estimate how many cached seeds are due again
 EXACT_BELOW = 20000    # ... or all of them, below this many fingerprints
 MAX_DEPTH = 48
+FINE, ANCIENT = 16384, -32768   # as in lua/cache.lua
 
 _SCRIPT = (Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-8")
 
@@ -141,19 +147,19 @@ class Cache:
 
     # -- migrate and clear ------------------------------------------------------------
     def entries(self):
-        """(key, success time in epoch seconds or None for a 0.1 entry), one at a time."""
-        epoch = int(self.client.hget(self.keys[0], "epoch") or 0)
+        """(key, success time, epoch s) one at a time: the earliest second its value may mean,
+        0 for a success older than the values reach (about two years), None for a 0.1 entry."""
         names = []
         for name in self.client.scan_iter(match=self.prefix + "[0-9a-f]*", count=CHUNK):
             names.append(name)
             if len(names) >= 100:
-                yield from self._bucket_entries(names, epoch)
+                yield from self._bucket_entries(names)
                 names = []
-        yield from self._bucket_entries(names, epoch)
+        yield from self._bucket_entries(names)
         for member in self.client.sscan_iter(self.keys[2], count=CHUNK):
             yield member, None
 
-    def _bucket_entries(self, names, epoch):
+    def _bucket_entries(self, names):
         if not names:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -164,8 +170,10 @@ class Cache:
             depth = node.bit_length() - 1
             whole = depth // 8
             head = ((node - (1 << depth)) >> (depth - 8 * whole)).to_bytes(whole, "big") if whole else b""
+            epoch = int(fields.pop(b"", 0))
             for tail, value in fields.items():
-                yield head + tail, (epoch + int(value)) * 60
+                found = decode(int(value))
+                yield head + tail, 0 if found is None else (epoch + found) * 60
 
     def chunks(self):
         """Lists of (key, success time or None), CHUNK at a time, for migrate."""
@@ -197,6 +205,19 @@ class Cache:
         if found:
             self.client.unlink(*found)
         return n
+
+
+def decode(value):
+    """A bucket value -> the earliest minute it may mean, from the bucket's epoch (None: ancient).
+
+    The inverse of lua/cache.lua's encode: to the minute within FINE minutes,
+    in hours further back, ANCIENT past that.
+    """
+    if value >= -FINE:
+        return value
+    if value <= ANCIENT:
+        return None
+    return -FINE - (-FINE - value) * 60
 
 
 def _since(recrawl, now):
