@@ -20,7 +20,8 @@ key                                             type    holds
 ``microspider:{NAME}:workers``                  zset    worker ids scored by heartbeat expiry (epoch s)
 ``microspider:{NAME}:stats``                    hash    counters: fetched, ok, retried, backlogged, ...
 ``microspider:{NAME}:pages``                    hash    pages done per 5-second bucket (for pages/s)
-``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings
+``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings,
+                                                        start_pushed (last push of the start seeds)
 ``microspider:{NAME}:upstream``                 set     spiders that sent seeds here or are declared
 ``microspider:{NAME}:crashes``                  hash    fingerprint -> deliveries that killed or hung a worker
 ``microspider:{NAME}:seeding``                  string  lock held while start seeds are pushed
