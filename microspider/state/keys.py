@@ -12,8 +12,9 @@ key                                             type    holds
 ``microspider:{NAME}:cache``                    set     0.1's cache (12-byte fingerprints); read, then
                                                         moved into the buckets by ``run``
 ``microspider:{NAME}:cache:HEX``                hash    a cache bucket: fingerprint without the leading
-                                                        bytes node HEX implies -> success minute - epoch
-``microspider:{NAME}:cache:meta``               hash    the cache's level, split pointer, count n, epoch
+                                                        bytes node HEX implies -> 16-bit success time;
+                                                        field "" = the bucket's epoch (a minute)
+``microspider:{NAME}:cache:meta``               hash    the cache's level, split pointer, count n
 ``microspider:{NAME}:cache:split``              hash    cache buckets split ahead of the pointer (HEX: 1)
 ``microspider:{NAME}:quarantine``               list    malformed seeds, as found
 ``microspider:{NAME}:inflight:WORKER``          list    seeds a worker has taken and not yet acknowledged
