@@ -105,6 +105,43 @@ def test_100k_fingerprints_cost_at_most_20_bytes_and_the_01_set_three_times_that
     assert (r.info("memory")["used_memory"] - before) / 100_000 > 45
 
 
+def test_checks_from_another_client_while_buckets_split_never_miss(redis_url, r, small_buckets):
+    """A writer adds batches (each may split buckets) while a reader checks what was added."""
+    import threading
+
+    added, stop, misses, checks = [], threading.Event(), [], [0]
+
+    def write():
+        cache = Cache(redis.Redis.from_url(redis_url), NAME)
+        for start_at in range(0, 20_000, 100):
+            batch = ALL[start_at:start_at + 100]
+            cache.add(batch, now=T0)
+            added.extend(batch)       # confirmed: every later check must see these
+        stop.set()
+
+    def read():
+        cache = Cache(redis.Redis.from_url(redis_url), NAME)
+        rng = random.Random(4)
+        while not stop.is_set():
+            known = list(added)
+            if known:
+                probe = rng.sample(known, min(200, len(known)))
+                misses.extend(k for k, hit in zip(probe, cache.contains(probe)) if not hit)
+                checks[0] += 1
+
+    ALL = fingerprints(20_000)
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    levels = int(r.hget(keys.cache_meta(NAME), "level"))
+    assert levels >= 10 and checks[0] > 20       # the reader ran while ~2,000 buckets were split
+    assert misses == []
+    assert all(check_all(Cache(r, NAME), ALL))
+
+
 def test_a_skewed_set_of_urls_splits_full_buckets_early_and_stays_exact(r, small_buckets):
     cache = Cache(r, NAME)
     # 600 fingerprints sharing their 20 leading bits: the linear growth alone would pile them up
