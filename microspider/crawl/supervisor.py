@@ -30,7 +30,7 @@ import redis as redislib
 
 from .. import embedded
 from ..connection import mask
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..seed import Seed
 from ..spider import instantiate
 from ..state import Redis, SpiderState
@@ -191,7 +191,11 @@ class Run:
             gevent.sleep(0)
 
     def _push_again(self):
-        pushed = push_again(self.redis, self.spider, self.settings.every, self.now())
+        try:
+            pushed = push_again(self.redis, self.spider, self.settings.every, self.now())
+        except ConfigError as exc:  # start_seeds raised: say so, try again next period
+            self._warn("--every: %s" % exc, every=max(60.0, self.settings.every))
+            return
         if pushed is not None:
             log.info("%s: --every %gs: %d start seeds pushed again", self.name, self.settings.every, pushed)
 
