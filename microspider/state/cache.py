@@ -65,8 +65,11 @@ class Cache:
         self._script = client.register_script(_SCRIPT)
         self._limit = None
 
-    def _run(self, op, args, client=None):
-        return self._script(keys=self.keys, args=[op, self.prefix] + list(args), client=client or self.client)
+    def _run(self, op, args, pipe=None):
+        args = [op, self.prefix] + list(args)
+        if pipe is not None:  # EVAL, not the Script: that costs a SCRIPT EXISTS round trip per batch
+            return pipe.eval(_SCRIPT, len(self.keys), *self.keys, *args)
+        return self._script(keys=self.keys, args=args)
 
     # -- checks -----------------------------------------------------------------------
     def contains(self, cache_keys, recrawl=None, now=None):
