@@ -68,6 +68,19 @@ def _flag(text):
     raise ValueError("must be true or false")
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(text):
+    """Seconds from `90s`, `12h`, `7d` (s, m, h, d, w; a bare number is seconds)."""
+    raw = str(text).strip().lower()
+    unit = DURATION_UNITS.get(raw[-1:]) if raw else None
+    value = float(raw[:-1] if unit else raw) * (unit or 1)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a duration > 0 such as 90s, 12h or 7d")
+    return value
+
+
 def _text(text):
     return str(text)
 
@@ -105,6 +118,10 @@ OPTIONS = [
     Option("mongo_db", _text, "microspiders", "MongoDB database", connection=True),
     Option("retry", _nonneg_int, 3, "immediate retries of a failed fetch", "-r"),
     Option("no_cache", _flag, False, "fetch seeds even when cached"),
+    Option("recrawl", _duration, None, "fetch a cached seed again when its success is older than "
+           "this (90s, 12h, 7d) [default: never]"),
+    Option("every", _duration, None, "push the start seeds again every DURATION (90s, 12h, 7d); "
+           "the run then ends only by SIGTERM/SIGINT"),
     Option("worker", _pos_int, 1, "worker processes", "-w"),
     Option("http_proxy", _text, None, "proxy URL, file of proxies, or Redis set "
            "(redis://host:port/db#key or set:KEY)", "-p"),

@@ -16,6 +16,7 @@ from microspider.state import keys
 from microspider.cli import main
 from microspider.ops.stats import STAT_KEYS, watch
 from microspider.state import SpiderState
+from microspider.state.cache import Cache
 from microspider.store import failure_doc, open_store
 
 NAME = "shop"
@@ -213,7 +214,7 @@ def test_parse_replays_stored_failures_after_the_spider_is_fixed(ms, env, r):
     assert [d["url"] for d in store.iter_failures()] == ["http://a.com/p2"]
     assert next(store.iter_failures())["attempts"] == 3
     assert list(store.iter_items()) == [{"_id": "http://a.com/p1", "price": 42}]
-    assert r.smismember(keys.cache(NAME), [good.cache_key, bad.cache_key]) == [1, 0]
+    assert Cache(r, NAME).contains([good.cache_key, bad.cache_key]) == [True, False]
     assert [Seed.from_json(x).url for x in r.lrange(keys.work("detail"), 0, -1)] == [
         "http://a.com/detail/42"]
     assert r.smembers(keys.upstream("detail")) == {NAME.encode()}
@@ -230,7 +231,7 @@ def test_parse_num_and_no_cache(ms, env, r):
     code, _, err = ms("parse", "-n", "1", "--no-cache", spider)
     assert code == 0 and "re-parsed 1: fixed 1" in err
     assert [d["url"] for d in store.iter_failures()] == ["http://a.com/2"]   # oldest went first
-    assert r.scard(keys.cache(NAME)) == 0
+    assert Cache(r, NAME).size() == 0
     assert ms("parse", "-n", "0", spider)[0] == 2
 
 
@@ -253,7 +254,7 @@ def test_retry_sends_failed_seeds_to_work_ignoring_the_cache(ms, env, r):
     assert code == 0 and "2 seeds sent" in err and "2 taken out of the backlog" in err
     work = [Seed.from_json(x) for x in r.lrange(keys.work(NAME), 0, -1)]
     assert len(work) == 2 and {s.age for s in work} == {0}
-    assert r.scard(keys.cache(NAME)) == 0 and r.zcard(keys.backlog(NAME)) == 0
+    assert Cache(r, NAME).size() == 0 and r.zcard(keys.backlog(NAME)) == 0
     assert store.count_failures() == 3   # records stay until the seeds succeed
 
 
@@ -343,7 +344,7 @@ def test_clear_without_yes_on_a_non_terminal_refuses_and_removes_nothing(env, r)
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("microspider: error: clear asks for confirmation")
-    assert r.llen(keys.work(NAME)) == 1 and r.scard(keys.cache(NAME)) == 1
+    assert r.llen(keys.work(NAME)) == 1 and Cache(r, NAME).size() == 1
 
 
 def test_clear_removes_what_is_picked_and_says_how_much(ms, env, r):
@@ -353,7 +354,7 @@ def test_clear_removes_what_is_picked_and_says_how_much(ms, env, r):
     code, _, err = ms("clear", "-y", "-o", "-m", "-i", NAME)
     assert code == 0 and "removed failures 1, items 1, work 1" in err
     assert r.llen(keys.work(NAME)) == 0 and store.count_failures() == store.count_items() == 0
-    assert r.zcard(keys.backlog(NAME)) == 1 and r.scard(keys.cache(NAME)) == 1
+    assert r.zcard(keys.backlog(NAME)) == 1 and Cache(r, NAME).size() == 1
     code, _, err = ms("clear", "-y", "-c", "-b", "-q", NAME)
     assert code == 0 and "cache 1, backlog 1, quarantine 1" in err
 

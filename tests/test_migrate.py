@@ -14,6 +14,7 @@ from microspider.cli import main
 from microspider.ops.migrate import FORMAT, decode, encode
 from microspider.state import SpiderState
 from microspider.state import Redis
+from microspider.state.cache import Cache
 from microspider.store import failure_doc, open_store
 
 NAME = "hotel"
@@ -73,7 +74,7 @@ def snapshot(r, store_path):
         return {
             "upstream": r.smembers(keys.upstream(NAME)),
             "work": r.lrange(keys.work(NAME), 0, -1),
-            "cache": r.smembers(keys.cache(NAME)),
+            "cache": {k for k, _ in Cache(r, NAME).entries()},
             "backlog": r.zrange(keys.backlog(NAME), 0, -1, withscores=True),
             "quarantine": r.lrange(keys.quarantine(NAME), 0, -1),
             "failures": sorted(store.iter_failures(), key=lambda d: d["_id"]),
@@ -153,7 +154,7 @@ def test_truncated_corrupted_or_foreign_files_are_refused_before_anything_is_wri
     cases["no end record"] = regzip(p / "noend.gz", lines[:-1])
     cases["lines lost"] = regzip(p / "lost.gz", lines[:3] + lines[4:])
     cases["foreign json"] = regzip(p / "other.gz", ['{"format": "something-else"}'] + lines[1:])
-    cases["newer version"] = regzip(p / "v2.gz", [json.dumps(dict(header, version=2))] + lines[1:])
+    cases["newer version"] = regzip(p / "v3.gz", [json.dumps(dict(header, version=3))] + lines[1:])
     cases["bad entry"] = regzip(p / "entry.gz", lines[:-2] + [
         lines[-2].replace('"data":[', '"data":[{"$bytes":"!!"},', 1)] + lines[-1:])
     for case, bad_path in cases.items():

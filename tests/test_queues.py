@@ -8,6 +8,7 @@ from microspider import Seed
 
 from microspider.state import keys
 from microspider.state import Redis
+from microspider.state.cache import Cache
 from microspider.crawl.outcome import Outcome
 from microspider.crawl.relay import backlog_score, retry_delay
 from microspider.state import SpiderState
@@ -91,7 +92,7 @@ def test_outcome_across_dbs(redis_url, r):
     out.finish(a); out.succeeded(Seed.from_json(a), [])
     out.finish(b); out.backlogged(Seed.from_json(b), SETTINGS, now=4.0)
     q.commit(out, "w")
-    assert conn.cache.scard(keys.cache("s")) == 1 and conn.work.scard(keys.cache("s")) == 0
+    assert Cache(conn.cache, "s").size() == 1 and Cache(conn.work, "s").size() == 0
     assert conn.backlog.zcard(keys.backlog("s")) == 1 and conn.work.llen(keys.inflight("s", "w")) == 0
     relay = Relay(SpiderState(conn, "s"))
     assert relay.move_due(now=10.0) == 1 and conn.work.llen(keys.work("s")) == 1

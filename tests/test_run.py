@@ -8,6 +8,7 @@ import pytest
 from microspider import Seed
 
 from microspider.state import keys
+from microspider.state.cache import Cache
 from microspider.store import open_store
 from tests.crawl import children, finish, microspider, start, stat, write_spider
 from tests.servers import Site, wait_until
@@ -241,7 +242,7 @@ def test_kill_9_of_a_worker_loses_nothing(tmp_path, conn_args, r):
     assert code == 0, err[-2000:]
     assert "requeued; restarted" in err
     items = {i["_id"] for i in store(tmp_path, "slow").iter_items()}
-    assert len(items) == 40 and r.scard(keys.cache("slow")) == 41
+    assert len(items) == 40 and Cache(r, "slow").size() == 41
     assert r.llen(keys.work("slow")) == 0 and _in_flight(r, "slow") == 0
 
 

@@ -22,6 +22,8 @@ def run(spider, **flags):
     alerter = alerter_from(flags)
     if flags.get("idle") is not None and flags.get("forever"):
         raise ConfigError("--idle and --forever exclude each other")
+    if flags.get("idle") is not None and flags.get("every") is not None:
+        raise ConfigError("--idle and --every exclude each other (a periodic run ends by SIGTERM/SIGINT)")
     env = Env(spider, flags)
     path, colon, cls_name = spider.partition(":")
     ref = os.path.abspath(path) + colon + cls_name if os.path.isfile(path) else spider

@@ -5,9 +5,10 @@ import sys
 
 import click
 
+from ..config import BY_NAME
 from ..errors import ConfigError, SpiderLoadError
 from ..spider import NAME_RE, load_spider
-from .common import Env, cli, connection_options, handle_errors, say
+from .common import Env, cli, connection_options, handle_errors, option, say
 
 # -- migrate ------------------------------------------------------------------------
 @cli.command(short_help="Write a spider's whole state to a file, or load one.")
@@ -64,6 +65,7 @@ def _spider_name(ref):
               help="refresh every SECONDS (default 2) until Ctrl-C")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="with --watch: stop after N refreshes")
+@option(BY_NAME["recrawl"])
 @click.argument("spider", required=False)
 @handle_errors
 def stat(spider, as_json, watch, count, **flags):
@@ -82,7 +84,9 @@ def stat(spider, as_json, watch, count, **flags):
         result = {name: stats.stat(env.redis, stores[name], name) for name in names}
         if as_json:
             return json.dumps(result[env.name] if env.name else result, sort_keys=True)
-        return "\n".join(stats.format_stat(name, result[name]) for name in names) or "no spiders yet"
+        recrawl = env.settings.recrawl
+        return "\n".join(stats.format_stat(name, result[name], recrawl and stats.cache_due(
+            env.redis, name, recrawl), recrawl) for name in names) or "no spiders yet"
 
     if interval is None:
         click.echo(render())

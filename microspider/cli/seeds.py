@@ -14,7 +14,8 @@ from .common import Env, cli, connection_options, handle_errors, option, say
 @connection_options()
 @click.option("--file", "seed_file", type=click.File("r", encoding="utf-8"), default=None,
               help="seeds as JSON lines ('-' for stdin); `url` required")
-@click.option("--force", is_flag=True, help="push even seeds that are cached")
+@click.option("--force", is_flag=True, help="fetch them again even if cached (takes them out of the cache)")
+@option(BY_NAME["recrawl"])
 @click.argument("spider")
 @click.argument("urls", nargs=-1)
 @handle_errors
@@ -30,9 +31,9 @@ def push(spider, urls, seed_file, force, **flags):
     if not urls and seed_file is None:
         raise ConfigError("give URLs or --file FILE")
     seeds = read_seeds(urls, seed_file)
-    pushed, cached = push_seeds(env.redis, env.name, seeds, force=force)
+    pushed, cached = push_seeds(env.redis, env.name, seeds, force=force, recrawl=env.settings.recrawl)
     say("%s: %d seeds pushed%s" % (env.name, pushed,
-                                      ", %d already cached skipped (--force pushes them)" % cached
+                                      ", %d already cached skipped (--force fetches them again)" % cached
                                       if cached else ""))
 
 

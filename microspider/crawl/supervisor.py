@@ -29,7 +29,7 @@ import gevent.os
 
 from .. import embedded
 from ..connection import mask
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..seed import Seed
 from ..spider import instantiate
 from ..state import Redis, SpiderState
@@ -39,7 +39,7 @@ from ..store import failure_doc, open_store
 from .bootstrap import JOB_ENV, worker_job
 from .progress import Progress
 from .relay import Relay
-from .start import push_start_seeds
+from .start import push_again, push_start_seeds
 from .status import waiting_on
 
 log = logging.getLogger("microspider")
@@ -152,6 +152,7 @@ class Run:
         self.stopping = False
         self.reason = None
         self.alerter = None      # a web.alerts.Alerter, with --alert-webhook
+        self.adopter = None      # the greenlet moving a 0.1 cache into the new one
 
     def start(self):
         self.state.record_start(self.settings.relay_mode, self.settings.max_age,
@@ -163,12 +164,40 @@ class Run:
             self.relay.unpark(wait=5.0)
         except LockTimeout as exc:  # another relay holds it; parked seeds are unparked by a later run
             log.warning("%s: %s; parked seeds left as they are", self.name, exc)
-        pushed = push_start_seeds(self.redis, self.spider)
+        pushed = push_start_seeds(self.redis, self.spider, self.now())
         if pushed is not None:
             log.info("%s: fresh crawl, %d start seeds pushed", self.name, pushed)
+        if self.state.cache.has_legacy():
+            self.adopter = gevent.spawn(self._adopt_legacy_cache)
         self.progress.begin(self.state.counters())
         for _ in range(self.settings.worker):
             self._spawn()
+
+    def _adopt_legacy_cache(self):
+        """Move a 0.1 cache (a set) into the buckets, a chunk at a time, while the crawl runs."""
+        log.info("%s: moving the 0.1 cache into the new one while crawling", self.name)
+        moved, delay = 0, TICK
+        while not self.stopping:
+            try:
+                n = self.state.cache.adopt_legacy(self.now())
+            except REDIS_DOWN:
+                gevent.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if not n:
+                log.info("%s: 0.1 cache moved (%d fingerprints)", self.name, moved)
+                return
+            moved += n
+            gevent.sleep(0)
+
+    def _push_again(self):
+        try:
+            pushed = push_again(self.redis, self.spider, self.settings.every, self.now())
+        except ConfigError as exc:  # start_seeds raised: say so, try again next period
+            self._warn("--every: %s" % exc, every=max(60.0, self.settings.every))
+            return
+        if pushed is not None:
+            log.info("%s: --every %gs: %d start seeds pushed again", self.name, self.settings.every, pushed)
 
     def _spawn(self):
         worker_id = new_worker_id()
@@ -214,6 +243,8 @@ class Run:
                     self._warn("%s; relaying later" % exc)
         finally:
             heart.kill()
+            if self.adopter is not None:
+                self.adopter.kill()
         return self._shutdown()
 
     def live_children(self):
@@ -234,11 +265,13 @@ class Run:
             self.stop("workers keep crashing")
             return
         self.relay.move_due()
+        if self.settings.every:
+            self._push_again()
         if self.clock() - state["reclaimed"] > RECLAIM_EVERY:
             state["reclaimed"] = self.clock()
             self._reclaim()
         waiting = waiting_on(self.redis, self.name)
-        if waiting is None and not self.settings.forever:
+        if waiting is None and not (self.settings.forever or self.settings.every):
             state["idle_since"] = state["idle_since"] or self.clock()
             if self.clock() - state["idle_since"] >= self.settings.idle:
                 self.stop("finished")

@@ -200,8 +200,8 @@ class Worker:
                 self._record("bad", raw)
         if self.settings.no_cache or not decoded:
             return decoded
-        flags = self._retry_redis(lambda: self.state.cache.contains([s.cache_key for _, s in decoded]),
-                                  "cache")
+        flags = self._retry_redis(lambda: self.state.cache.contains(
+            [s.cache_key for _, s in decoded], self.settings.recrawl, self.now()), "cache")
         fresh = []
         for (raw, seed), hit in zip(decoded, flags):
             if hit:

@@ -2,13 +2,15 @@
 
 The file is gzip-compressed UTF-8 JSON lines::
 
-    {"format": "microspider-migrate", "version": 1, "spider": "ctrip_hotel", "created": 1700000000.0}
+    {"format": "microspider-migrate", "version": 2, "spider": "ctrip_hotel", "created": 1700000000.0}
     {"section": "cache", "data": [...]}       # sections in SECTIONS order, a chunk per line
     ...
     {"end": true, "counts": {"upstream": 1, "cache": 300000, "work": 12, ...}}
 
-``upstream`` holds the spiders that sent this one seeds; ``cache`` base64
-fingerprints; ``work`` and ``quarantine`` raw seeds (in-flight seeds of dead
+``upstream`` holds the spiders that sent this one seeds; ``cache`` [base64
+fingerprint, success time (epoch s, to the minute) or null when unknown] pairs
+(version 1 files, written by 0.1, hold bare base64 fingerprints: they load as
+succeeded at load time); ``work`` and ``quarantine`` raw seeds (in-flight seeds of dead
 workers are written as work); ``backlog`` [seed, score] pairs, ``"inf"`` for a
 parked seed; ``failures`` and ``items`` whole documents.  A raw seed that is
 not UTF-8, and every bytes value of a document (response bodies), is written
@@ -34,7 +36,8 @@ from ..errors import ConfigError, MigrateError
 from ..spider import NAME_RE
 from ..state import SpiderState
 
-FORMAT, VERSION = "microspider-migrate", 1
+FORMAT, VERSION = "microspider-migrate", 2
+READS = (1, 2)             # 1: written by 0.1 (cache entries without their success time)
 SECTIONS = ("upstream", "cache", "work", "backlog", "quarantine", "failures", "items")
 CHUNK = 1000               # entries per line
 DOC_BYTES = 8 << 20        # ... or fewer documents, when their bodies add up to this
@@ -83,7 +86,7 @@ def _export(redis, store, name):
     if upstream:
         yield "upstream", upstream
     for chunk in state.cache.chunks():
-        yield "cache", [base64.b64encode(m).decode("ascii") for m in chunk]
+        yield "cache", [[base64.b64encode(k).decode("ascii"), t] for k, t in chunk]
     for chunks in (state.queue_chunks("work"), state.inflight_chunks()):
         for chunk in chunks:
             yield "work", [_value(raw) for raw in chunk]
@@ -185,7 +188,7 @@ def _failure(value):
 
 DECODERS = {
     "upstream": _raw,
-    "cache": lambda v: base64.b64decode(v, validate=True),
+    "cache": lambda v: _cache_entry(v),
     "work": _raw,
     "backlog": lambda v: (_raw(v[0]), _unscore(v[1])) if isinstance(v, list) and len(v) == 2
     else _bad("a backlog entry must be [seed, score]"),
@@ -193,6 +196,18 @@ DECODERS = {
     "failures": _failure,
     "items": _doc,
 }
+
+
+def _cache_entry(value):
+    """(12-byte key, success time or None) from "b64" (version 1) or ["b64", time or null]."""
+    key, at = (value, None) if isinstance(value, str) else (
+        value if isinstance(value, list) and len(value) == 2 else _bad("a cache entry must be [key, time]"))
+    raw = base64.b64decode(key, validate=True)
+    if len(raw) != 12:
+        raise ValueError("a cache key must be 12 bytes, not %d" % len(raw))
+    if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at)):
+        raise ValueError("a cache time must be a number or null")
+    return raw, at
 
 
 def _bad(message):
@@ -292,9 +307,9 @@ def _parse_lines(path, lines):
 def _header(path, record):
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise MigrateError("%s is not a microspider migrate file" % path)
-    if record.get("version") != VERSION:
-        raise MigrateError("%s is a version %r migrate file; this microspider reads version %d"
-                           % (path, record.get("version"), VERSION))
+    if record.get("version") not in READS:
+        raise MigrateError("%s is a version %r migrate file; this microspider reads versions %s"
+                           % (path, record.get("version"), " and ".join(map(str, READS))))
     spider = record.get("spider")
     if not isinstance(spider, str) or not NAME_RE.match(spider):
         raise MigrateError("%s: bad spider name %r in the header" % (path, spider))

@@ -30,10 +30,11 @@ def read_seeds(urls, seed_file=None):
     return seeds
 
 
-def push_seeds(redis, name, seeds, force=False):
+def push_seeds(redis, name, seeds, force=False, recrawl=None, now=None):
     """Push seeds to a work queue; returns (pushed, skipped as cached).
 
-    Cached seeds are skipped; with `force` they are taken out of the cache and
+    Cached seeds are skipped (with `recrawl` seconds, only those whose success
+    is younger than that); with `force` they are taken out of the cache and
     pushed, so they are fetched again.
     """
     state = SpiderState(redis, name)
@@ -44,7 +45,7 @@ def push_seeds(redis, name, seeds, force=False):
         if force:
             state.cache.remove([s.cache_key for s in batch])
         else:
-            flags = state.cache.contains([s.cache_key for s in batch])
+            flags = state.cache.contains([s.cache_key for s in batch], recrawl, now)
             skipped += sum(flags)
             batch = [s for s, hit in zip(batch, flags) if not hit]
         pushed += state.push(batch)

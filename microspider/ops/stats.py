@@ -2,12 +2,14 @@
 import time
 
 from ..crawl.status import counts, waiting_on
-from ..state import spiders
+from ..state import SpiderState, spiders
+
 STAT_KEYS = ("work", "backlog", "backlog_due", "backlog_waiting", "backlog_over_age", "in_flight",
              "quarantined", "cached", "failures", "failures_by_error", "items", "workers",
              "pages_per_s")
 
-__all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "format_stat", "waiting_on", "spiders", "watch"]
+__all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "cache_due", "format_stat", "waiting_on", "spiders",
+           "watch"]
 
 
 def stat(redis, store, name, now=None):
@@ -31,16 +33,32 @@ def stat_all(redis, open_store, now=None):
     return out
 
 
-def format_stat(name, s):
-    """The text of ``microspider stat`` for one spider."""
+def cache_due(redis, name, recrawl, now=None):
+    """(cached seeds whose success is older than `recrawl` seconds, exact?) of spider `name`."""
+    return SpiderState(redis, name).cache.due(recrawl, now)
+
+
+def format_stat(name, s, due=None, recrawl=None):
+    """The text of ``microspider stat`` for one spider; `due` = cache_due(...) with --recrawl."""
     errors = ", ".join("%s %d" % kv for kv in sorted(s["failures_by_error"].items())) or "none"
+    again = ""
+    if due is not None:
+        again = " (%s%d due again with --recrawl %s%s)" % (
+            "" if due[1] else "~", due[0], _duration(recrawl), "" if due[1] else ", estimated")
     return ("%s\n  work %d | in flight %d | quarantined %d\n"
             "  backlog %d (due %d, waiting %d, over age %d)\n"
-            "  cached %d | items %d | failures %d (%s)\n"
+            "  cached %d%s | items %d | failures %d (%s)\n"
             "  workers %d | %.2f pages/s (last minute)" % (
                 name, s["work"], s["in_flight"], s["quarantined"], s["backlog"], s["backlog_due"],
-                s["backlog_waiting"], s["backlog_over_age"], s["cached"], s["items"], s["failures"],
-                errors, s["workers"], s["pages_per_s"]))
+                s["backlog_waiting"], s["backlog_over_age"], s["cached"], again, s["items"],
+                s["failures"], errors, s["workers"], s["pages_per_s"]))
+
+
+def _duration(seconds):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    return "%gs" % seconds
 
 
 def watch(render, interval, out, tty, count=None, plain=False, sleep=time.sleep, now=time.time):

@@ -209,30 +209,44 @@ class SpiderState:
         else:
             self.client.rpush(key, *raws)
 
-    def push_start(self, sends):
-        """Push start seeds [(target, seed)] and record the links.
+    def push_start(self, sends, force=False, now=None):
+        """Push start seeds [(target, seed)] and record the links and the time.
 
-        One transaction on one server.  On a cluster the other spiders' seeds and
-        the links go first, this spider's own seeds last: a crash in between
-        leaves this spider fresh, so the next run pushes them all again
-        (duplicates, never loss)."""
+        With `force` the seeds are taken out of their spiders' caches first, so
+        they are fetched again (``run --every``).  One transaction on one server.
+        On a cluster the other spiders' seeds and the links go first, this
+        spider's own seeds last: a crash in between leaves this spider fresh, so
+        the next run pushes them all again (duplicates, never loss)."""
         by_target = {}
         for target, seed in sends:
-            by_target.setdefault(target, []).append(seed.to_json())
-        others = [t for t in by_target if t != self.name]
+            by_target.setdefault(target, []).append(seed)
+        if force:
+            for target, seeds in by_target.items():
+                cache = self.cache if target == self.name else Cache(self.redis.cache, target)
+                cache.remove([s.cache_key for s in seeds])
+        raws = {t: [s.to_json() for s in seeds] for t, seeds in by_target.items()}
+        others = [t for t in raws if t != self.name]
+        stamp = repr(float(time.time() if now is None else now))
         if self.redis.cluster:
             writes = ConfirmedWrites(self.redis)
             for target in others:
-                writes.rpush(keys.work(target), *by_target[target])
+                writes.rpush(keys.work(target), *raws[target])
             self.link_to(others, writes)
             writes.execute()
-            self.push_raw(by_target.get(self.name, []))
+            self.push_raw(raws.get(self.name, []))
+            self.client.hset(keys.meta(self.name), "start_pushed", stamp)
             return
         pipe = self.client.pipeline(transaction=True)
-        for target, raws in by_target.items():
-            pipe.rpush(keys.work(target), *raws)
+        for target, batch in raws.items():
+            pipe.rpush(keys.work(target), *batch)
         self.link_to(others, pipe)
+        pipe.hset(keys.meta(self.name), "start_pushed", stamp)
         pipe.execute()
+
+    def last_start_push(self):
+        """When the start seeds were last pushed (epoch s), or None."""
+        found = self.client.hget(keys.meta(self.name), "start_pushed")
+        return float(found) if found is not None else None
 
     def seeding_lock(self):
         """Held while start seeds are pushed (a fresh crawl is seeded once, even with -w N)."""
@@ -313,7 +327,7 @@ class SpiderState:
         for target, raws in outcome.sends.items():
             work.rpush(keys.work(target), *raws)
         self.link_to(outcome.links, work)
-        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work)
+        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work, now)
         self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog) if not shared else work)
         self._count(work, outcome, now)
         for p in other.values():
@@ -324,16 +338,16 @@ class SpiderState:
         work.execute()
 
     def _commit_on_cluster(self, outcome, worker, now):
+        # Every send (this spider's too) and link first, replica-confirmed; then the cache (a
+        # script, which a cluster pipeline cannot hold); the acknowledging transaction last.  A
+        # crash after the cache leaves a seed cached whose outcome is all written: no loss.
         writes = ConfirmedWrites(self.redis)
         for target, raws in outcome.sends.items():
-            if target != self.name:
-                writes.rpush(keys.work(target), *raws)
+            writes.rpush(keys.work(target), *raws)
         self.link_to(outcome.links, writes)
         writes.execute()
+        self.cache.add(outcome.cache_adds, None, now)
         own = self.client.pipeline(transaction=True)
-        if outcome.sends.get(self.name):
-            own.rpush(self.work_key, *outcome.sends[self.name])
-        self.cache.add(outcome.cache_adds, own)
         self.backlog.add(outcome.backlog, own)
         self._count(own, outcome, now)
         inflight = keys.inflight(self.name, worker)

@@ -11,13 +11,20 @@ key                                             type    holds
 ``microspider:{NAME}:work``                     list    seeds (JSON) waiting to be fetched; head = next
 ``microspider:{NAME}:backlog``                  zset    failed seeds scored by due time (epoch s);
                                                         ``+inf`` = over ``--max-age``, parked
-``microspider:{NAME}:cache``                    set     12-byte fingerprints of seeds that succeeded
+``microspider:{NAME}:cache``                    set     0.1's cache (12-byte fingerprints); read, then
+                                                        moved into the buckets by ``run``
+``microspider:{NAME}:cache:HEX``                hash    a cache bucket: fingerprint without the leading
+                                                        bytes node HEX implies -> 16-bit success time;
+                                                        field "" = the bucket's epoch (a minute)
+``microspider:{NAME}:cache:meta``               hash    the cache's level, split pointer, count n
+``microspider:{NAME}:cache:split``              hash    cache buckets split ahead of the pointer (HEX: 1)
 ``microspider:{NAME}:quarantine``               list    malformed seeds, as found
 ``microspider:{NAME}:inflight:WORKER``          list    seeds a worker has taken and not yet acknowledged
 ``microspider:{NAME}:workers``                  zset    worker ids scored by heartbeat expiry (epoch s)
 ``microspider:{NAME}:stats``                    hash    counters: fetched, ok, retried, backlogged, ...
 ``microspider:{NAME}:pages``                    hash    pages done per 5-second bucket (for pages/s)
-``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings
+``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings,
+                                                        start_pushed (last push of the start seeds)
 ``microspider:{NAME}:upstream``                 set     spiders that sent seeds here or are declared
 ``microspider:{NAME}:crashes``                  hash    fingerprint -> deliveries that killed or hung a worker
 ``microspider:{NAME}:seeding``                  string  lock held while start seeds are pushed
@@ -47,6 +54,19 @@ def backlog(name):
 
 def cache(name):
     return _key(name, "cache")
+
+
+def cache_meta(name):
+    return _key(name, "cache", "meta")
+
+
+def cache_splits(name):
+    return _key(name, "cache", "split")
+
+
+def cache_bucket(name, node):
+    """A cache bucket by its node id in hex ("" gives the prefix the Lua script appends to)."""
+    return _key(name, "cache", node)
 
 
 def quarantine(name):

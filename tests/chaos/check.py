@@ -18,6 +18,7 @@ import dataclasses
 from urllib.parse import urljoin
 
 from microspider.state import keys
+from microspider.state.cache import Cache
 from microspider.seed import Seed
 from microspider.store import open_store
 
@@ -61,8 +62,7 @@ class Locator:
     def cached(self, urls):
         if not urls:
             return []
-        flags = self.redis.smismember(keys.cache(self.name), [Seed(u).cache_key for u in urls])
-        return [bool(f) for f in flags]
+        return Cache(self.redis, self.name).contains([Seed(u).cache_key for u in urls])
 
     def places(self, urls):
         """{url: set of places} for these URLs."""
@@ -119,7 +119,7 @@ def _found_raw(loc, raw):
     except Exception:
         return False
     return (fp in loc.work or fp in loc.backlog or fp in loc.failures or fp in loc.flying
-            or bool(loc.redis.sismember(keys.cache(loc.name), key)))
+            or Cache(loc.redis, loc.name).contains([key])[0])
 
 
 # -- the Ctrip-like site's truth -----------------------------------------------------------
