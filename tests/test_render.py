@@ -36,6 +36,15 @@ def conn_args(redis_url, tmp_path):
     return ["--redis", redis_url, "--mongo-uri", "sqlite:///%s" % (tmp_path / "store.sqlite3")]
 
 
+
+def cached(r):
+    """How many seeds of `shop` the success cache holds (read through the cache itself)."""
+    from microspider.state import Redis, SpiderState
+
+    kw = r.connection_pool.connection_kwargs
+    return SpiderState(Redis("redis://%s:%s" % (kw["host"], kw["port"])), "shop").cache.size()
+
+
 def store(tmp_path, name="shop"):
     return open_store("sqlite:///%s" % (tmp_path / "store.sqlite3"), "microspiders", name)
 
@@ -205,7 +214,7 @@ def test_render_spider_run_collects_every_item(tmp_path, conn_args, r, site):
     assert items == {site.url + "/item/%d" % n: {"_id": site.url + "/item/%d" % n,
                                                   "name": "Item %d" % n, "price": price(n)}
                      for n in range(12)}
-    assert r.scard(keys.cache("shop")) == 13 and not list(store(tmp_path).iter_failures())
+    assert cached(r) == 13 and not list(store(tmp_path).iter_failures())
 
 
 def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
@@ -213,7 +222,7 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
     try:
         path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
         proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
-        wait_until(lambda: r.scard(keys.cache("shop")) >= 4, timeout=30, message="pages done")
+        wait_until(lambda: cached(r) >= 4, timeout=30, message="pages done")
         worker = wait_until(lambda: children(proc.pid), message="the worker")[0]
         killed = []
         for _ in range(2):       # twice: the replacements die too
@@ -222,8 +231,8 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
             for pid in browsers:
                 os.kill(pid, signal.SIGKILL)
             killed += browsers
-            before = r.scard(keys.cache("shop"))
-            wait_until(lambda: r.scard(keys.cache("shop")) > before or proc.poll() is not None,
+            before = cached(r)
+            wait_until(lambda: cached(r) > before or proc.poll() is not None,
                        timeout=30, message="progress after the kill")
         code, _, err = finish(proc, timeout=60)
     finally:
@@ -232,7 +241,7 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r):
     assert killed and not any(alive(pid) for pid in killed)
     items = {i["_id"] for i in store(tmp_path).iter_items()}
     assert items == {slow.url + "/item/%d" % n for n in range(10)}
-    assert r.scard(keys.cache("shop")) == 11 and r.llen(keys.work("shop")) == 0
+    assert cached(r) == 11 and r.llen(keys.work("shop")) == 0
     assert int(r.hget(keys.stats("shop"), "retried") or 0) >= 1   # the killed pages were fetched again
     assert not list(store(tmp_path).iter_failures())
 
@@ -250,7 +259,7 @@ def test_kill_9_of_a_render_worker_takes_its_browsers_along_and_loses_no_seed(tm
     try:
         path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="")
         proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
-        wait_until(lambda: r.scard(keys.cache("shop")) >= 3, timeout=30, message="pages done")
+        wait_until(lambda: cached(r) >= 3, timeout=30, message="pages done")
         worker = wait_until(lambda: children(proc.pid), message="the worker")[0]
         held = descendants(worker)
         assert any(_is_chromium(pid) for pid in held)
@@ -281,7 +290,7 @@ def test_sigterm_puts_rendered_seeds_back_and_closes_the_browsers(tmp_path, conn
         slow.stop()
     assert code == 0, err[-2000:]
     assert not any(alive(pid) for pid in held) and _in_flight(r) == 0
-    done = r.scard(keys.cache("shop")) - 1
+    done = cached(r) - 1
     assert r.llen(keys.work("shop")) == 12 - done and done < 12   # the rest went back, none lost
 
 
