@@ -6,6 +6,7 @@ beyond 127.0.0.1 or a unix socket.
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -168,3 +169,39 @@ class Site:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+
+class RawServer:
+    """A TCP server writing `answer` bytes to each connection, then: close, stall (keep it open) or RST."""
+
+    def __init__(self, answer, stall=False, reset=False):
+        self.answer, self.stall, self.reset = answer, stall, reset
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d/" % self.srv.getsockname()[1]
+        self.held = []
+
+    def start(self):
+        self.srv.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(self.answer)
+            if self.stall:
+                self.held.append(conn)
+                continue
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    def stop(self):
+        self.srv.close()
+        for conn in self.held:
+            conn.close()

@@ -2,7 +2,6 @@
 counts as failed.  Every test runs once per transport (the `fetcher` fixture)."""
 import gzip
 import socket
-import threading
 
 import pytest
 import requests
@@ -11,7 +10,7 @@ from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
 from microspider.crawl.fetcher import FETCHERS, make_fetcher
-from tests.servers import Site
+from tests.servers import RawServer, Site
 
 
 class S(Spider):
@@ -121,26 +120,6 @@ def test_max_body(site, fetcher):
         fetcher(max_body=4999, retry=0).fetch(Seed(site.url + "/big"))
 
 
-def raw_server(answer):
-    """A server that writes `answer` bytes to every connection and closes it."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            conn.sendall(answer)
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv, "http://127.0.0.1:%d/" % srv.getsockname()[1]
-
-
 @pytest.mark.parametrize("answer, message", [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
      "IncompleteRead|ProtocolError|incomplete body"),
@@ -148,12 +127,12 @@ def raw_server(answer):
     (b"", "Error"),
 ])
 def test_truncated_and_broken_answers_are_failed_fetches(answer, message, fetcher):
-    srv, url = raw_server(answer)
+    raw = RawServer(answer).start()
     try:
         with pytest.raises(FetchError, match=message):
-            fetcher(retry=0, timeout=2).fetch(Seed(url))
+            fetcher(retry=0, timeout=2).fetch(Seed(raw.url))
     finally:
-        srv.close()
+        raw.stop()
 
 
 def test_timeout_is_a_failed_fetch(fetcher):

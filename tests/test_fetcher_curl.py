@@ -19,7 +19,7 @@ from microspider.errors import FetchError
 from microspider.crawl.fetcher import make_fetcher
 from microspider.proxies import ProxyPool
 from tests.proxyserver import ProxyServer
-from tests.servers import Site
+from tests.servers import RawServer, Site
 from tests.socksserver import SocksServer
 from tests.test_fetcher import S, fetcher, transport  # noqa: F401 - fixtures used below
 
@@ -80,41 +80,8 @@ class RecordingPool(ProxyPool):
 
 
 def serve_raw(servers, answer, stall=False, reset=False):
-    """A server writing `answer` to each connection, then: close, stall (keep it open) or RST."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held = []
-
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            conn.sendall(answer)
-            if stall:
-                held.append(conn)
-                continue
-            if reset:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-
-    class Raw:
-        url = "http://127.0.0.1:%d/" % srv.getsockname()[1]
-
-        def start(self):
-            return self
-
-        def stop(self):
-            srv.close()
-            for conn in held:
-                conn.close()
-
-    return servers(Raw())
+    """A RawServer stopped with the test."""
+    return servers(RawServer(answer, stall=stall, reset=reset))
 
 
 # -- proxies -----------------------------------------------------------------------------

@@ -319,8 +319,9 @@ class Run:
             if self.stopping:
                 self.state.unregister_worker(worker_id)
                 continue
-            parked = self._blame(worker_id, child.suspects())
-            if not parked and not child.suspects():
+            suspects = child.suspects()
+            parked = self._blame(worker_id, suspects)
+            if not suspects:
                 self.crashes = [t for t in self.crashes if self.clock() - t < CRASH_WINDOW]
                 self.crashes.append(self.clock())
                 if len(self.crashes) > CRASH_LIMIT:

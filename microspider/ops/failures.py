@@ -15,6 +15,7 @@ from ..crawl.outcome import Outcome, parse_failure, parse_response
 from ..crawl.response import from_failure
 from ..seed import Seed
 from ..state import SpiderState
+from ..state.chunking import batched
 
 BATCH = 100           # failure documents (with their bodies) in memory at once
 SCAN = 1000
@@ -50,10 +51,7 @@ def reparse(spider, redis, store, limit=None, no_cache=False):
     summary, fixed, seen = Summary(), set(), set()
     total = limit or store.count_failures()   # documents re-saved meanwhile do not come round again
     docs = (d for d in store.iter_failures(limit=total) if d["_id"] not in seen)
-    while True:
-        batch = [d for d in _take(docs, BATCH)]
-        if not batch:
-            break
+    for batch in batched(docs, BATCH):
         seen.update(d["_id"] for d in batch)
         fixed.update(_reparse_batch(spider, redis, store, batch, no_cache, summary))
     if fixed:
@@ -107,11 +105,7 @@ def retry(redis, store, name, limit=None):
     until the seeds succeed.  Returns (sent, malformed, taken out of the backlog).
     """
     state, sent, malformed, fingerprints = SpiderState(redis, name), 0, 0, set()
-    docs = store.iter_failures(limit=limit)
-    while True:
-        batch = _take(docs, SCAN)
-        if not batch:
-            break
+    for batch in batched(store.iter_failures(limit=limit), SCAN):
         seeds = []
         for doc in batch:
             try:
@@ -141,11 +135,3 @@ def _fingerprint(raw):
     except ValueError:
         return None
 
-
-def _take(iterator, n):
-    out = []
-    for value in iterator:
-        out.append(value)
-        if len(out) >= n:
-            break
-    return out

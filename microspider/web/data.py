@@ -4,11 +4,10 @@ A thin adapter over the state gateway, ``stat``, the store and the failure and
 relay operations.  Nothing else under microspider/web/ touches Redis.
 """
 import collections
-import json
 import time
 
 from ..config import BY_NAME
-from ..crawl.relay import Relay, relay_once
+from ..crawl.relay import Relay, relay_once, seed_age
 from ..crawl.status import counts, waiting_on
 from ..ops import stats
 from ..ops.failures import retry
@@ -103,7 +102,8 @@ def backlog_by_age(redis, name, cap=BACKLOG_SCAN_CAP):
     ages, parked, n = collections.Counter(), collections.Counter(), 0
     for chunk in SpiderState(redis, name).backlog.scan():
         for raw, score in chunk:
-            age = _age(raw)
+            age = seed_age(raw)
+            age = -1 if age is None else age
             ages[age] += 1
             if score == float("inf"):
                 parked[age] += 1
@@ -111,14 +111,6 @@ def backlog_by_age(redis, name, cap=BACKLOG_SCAN_CAP):
             if n >= cap:
                 return dict(ages), dict(parked), False
     return dict(ages), dict(parked), True
-
-
-def _age(raw):
-    try:
-        age = json.loads(raw).get("age", 0)
-    except (ValueError, AttributeError):
-        return -1
-    return age if isinstance(age, int) else -1
 
 
 def failures(store, limit=50):
