@@ -32,7 +32,7 @@ def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd
 
 def run_worker(job_text):
     """Run one worker process until it is stopped; returns its exit code."""
-    from .fetcher import make_fetcher
+    from ..transport import make_fetcher
     from .worker import Monitor, Worker
 
     job = json.loads(job_text)
@@ -51,10 +51,7 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    build = make_fetcher
-    if settings.render:
-        from ..render import RenderFetcher as build  # pages rendered in a browser
-    fetcher = build(spider, settings, proxies=proxies,
+    fetcher = make_fetcher(spider, settings, proxies=proxies,
                     limiter=state.rate_limiter(settings.rate) if settings.rate else None,
                     host_limiter=(state.host_rate_limiter(settings.rate_per_host)
                                   if settings.rate_per_host else None))
