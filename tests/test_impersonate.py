@@ -80,6 +80,21 @@ def test_through_a_real_connect_proxy(waf, fetcher):
         proxy.stop()
 
 
+def test_a_reused_handle_carries_nothing_of_the_previous_transfer(waf, fetcher):
+    proxy = ProxyServer("ok").start()
+    try:
+        f = fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0)
+        f.fetch(Seed(waf.url + "/form", method="POST", data={"k": "v"}))
+        f.proxies = None                             # the same handle, direct this time
+        hits = proxy.hits
+        seen = f.fetch(Seed(waf.url + "/after")).json()
+        assert len(f._free) == 1 and proxy.hits == hits
+        assert [(v.method, v.path) for v in waf.visits[-2:]] == [("POST", "/form"), ("GET", "/after")]
+        assert "content-type" not in dict(seen["headers"]) and seen["family"] == "chrome"
+    finally:
+        proxy.stop()
+
+
 @pytest.mark.parametrize("transport", ["curl", "urllib3"])
 def test_the_other_fetchers_are_refused(waf, fetcher, transport):
     f = fetcher(impersonate=None, fetcher=transport, retry=0)
