@@ -142,6 +142,14 @@ def test_a_user_agent_of_another_family_is_refused_and_warned_at_start(waf, fetc
     assert waf.visits[-1].verdict() == (403, "user agent disagrees")
 
 
+def test_a_seed_user_agent_of_another_family_is_warned_once(waf, fetcher, caplog):
+    f = fetcher(retry=0)
+    for n in range(2):
+        with pytest.raises(FetchError, match="HTTP 403"):
+            f.fetch(Seed(waf.url + "/seed%d" % n, headers={"User-Agent": FIREFOX_UA}))
+    assert len([r for r in caplog.records if "is not a chrome" in r.getMessage()]) == 1
+
+
 def test_an_unknown_profile_is_a_config_error(fetcher):
     with pytest.raises(ConfigError, match="unknown --impersonate profile 'netscape4'"):
         fetcher(impersonate="netscape4")

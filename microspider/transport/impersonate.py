@@ -10,6 +10,8 @@ binding differs: curl_cffi's easy handles, and ``CffiMulti``, its libcurl's
 multi socket interface driven through cffi (curl_cffi's own ``aio.py`` does
 the same for asyncio).  No thread per request.
 """
+import logging
+
 from curl_cffi import CurlError as CffiError
 from curl_cffi._wrapper import ffi, lib
 from curl_cffi.const import CurlInfo, CurlMOpt, CurlOpt
@@ -19,6 +21,7 @@ from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 from ..errors import ConfigError, FetchError
 from .curl_fetcher import CurlFetcher, _Body, _Sends
 
+log = logging.getLogger("microspider")
 CURLMSG_DONE = 1
 WRITE_ABORT = 0xFFFFFFFF     # CURL_WRITEFUNC_ERROR
 PREREQ_ABORT = 1         # CURL_PREREQFUNC_ABORT
@@ -169,6 +172,17 @@ class ImpersonateFetcher(CurlFetcher):
         self.profile = check_profile(profile_of(spider, settings))
         super().__init__(spider, settings, **kwargs)
         self._guard = _Guard()
+        self._warned = False
+
+    def request_headers(self, seed):
+        """Fetcher.request_headers; the first seed User-Agent of another browser family is warned of."""
+        if seed.headers and not self._warned:
+            mismatch = _mismatch([v for k, v in seed.headers.items() if k.lower() == "user-agent"],
+                                 self.profile)
+            if mismatch:
+                self._warned = True
+                log.warning("%s: a seed's %s", self.spider.name, mismatch)
+        return super().request_headers(seed)
 
     def _new_handle(self):
         handle = _Handle()
@@ -233,13 +247,18 @@ def agent_mismatches(spider, profile):
     """One warning line if a User-Agent the spider sets names another browser family than `profile`."""
     agents = list(getattr(spider, "user_agents", None) or ())
     agents += [v for k, v in (getattr(spider, "headers", None) or {}).items() if k.lower() == "user-agent"]
+    mismatch = _mismatch(agents, profile)
+    return [mismatch] if mismatch else []
+
+
+def _mismatch(agents, profile):
     family = browser_family(profile)
     others = [agent for agent in agents if browser_family(agent) != family]
     if not others:
-        return []
-    return ["User-Agent %r is not a %s like the --impersonate profile %r: a mismatch is itself a "
+        return None
+    return ("User-Agent %r is not a %s like the --impersonate profile %r: a mismatch is itself a "
             "fingerprint (drop user_agents/User-Agent to send the profile's own)"
-            % (others[0][:80], family, profile)]
+            % (others[0][:80], family, profile))
 
 
 def browser_family(name):
