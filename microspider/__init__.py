@@ -15,6 +15,6 @@ __all__ = ["Spider", "Seed", "MicrospiderError", "ConfigError", "SpiderLoadError
            "MigrateError", "ConnectionFailed", "StoreError", "FetchError", "NoProxy",
            "HTTPStatusError", "MalformedSeed", "BadSeed", "ParseTimeout", "WorkerCrashed",
            "LockTimeout", "SendOutsideParse"]
-__version__ = "0.3.0"   # the one place of the version: setup.py and the User-Agent read it
+__version__ = "0.3.0"   # the one place of the version: setup.py reads it, so should the User-Agent
 
 logging.getLogger("microspider").addHandler(logging.NullHandler())

@@ -47,18 +47,25 @@ class Monitor:
     """Tells the supervisor what this worker processes, one short line per event, through a pipe.
 
     ``S fp`` processing starts, ``P fp`` parse starts, ``D fp`` done, ``B`` alive.
+    A D line is held back until its greenlet says its next S, or ``flush``es
+    before it waits for work: a syscall less per page.  The greenlet does not
+    yield in between, so no other line, and no parse, comes before that D.
     Without a pipe (tests, a worker started by hand) it does nothing.
     """
 
     def __init__(self, fd=None):
         self.fd = fd
+        self.held = []            # D lines not said yet
         if fd is not None:
             os.set_blocking(fd, False)
 
-    def _say(self, line):
+    def _say(self, line=None):
+        lines, self.held = self.held, []
         if self.fd is None:
             return
-        data = line.encode("ascii") + b"\n"
+        if line is not None:
+            lines.append(line)
+        data = "\n".join(lines).encode("ascii") + b"\n"
         while data:
             try:
                 data = data[os.write(self.fd, data):]
@@ -75,7 +82,12 @@ class Monitor:
         self._say("P " + fingerprint)
 
     def done(self, fingerprint):
-        self._say("D " + fingerprint)
+        self.held.append("D " + fingerprint)
+
+    def flush(self):
+        """Say the held-back D lines now (before this greenlet waits for work)."""
+        if self.held:
+            self._say()
 
     def beat(self):
         self._say("B")
@@ -213,7 +225,7 @@ class Worker:
     # -- processing ------------------------------------------------------------
     def _process_loop(self):
         while True:
-            raw, seed = self.local.get()
+            raw, seed = self._next_seed()
             self.monitor.start(seed.fingerprint)
             try:
                 self._process(raw, seed)
@@ -224,6 +236,14 @@ class Worker:
                 self._record(FetchFailed(raw, seed))
             finally:
                 self.monitor.done(seed.fingerprint)
+
+    def _next_seed(self):
+        """The next (raw, seed) to process; what the monitor holds back goes out before waiting for one."""
+        try:
+            return self.local.get_nowait()
+        except gevent.queue.Empty:
+            self.monitor.flush()
+            return self.local.get()
 
     def _process(self, raw, seed):
         try:
