@@ -1,9 +1,18 @@
 """Packaging for microspider; `pip install .` gives the `microspider` command."""
+import re
+
 from setuptools import find_packages, setup
+
+
+def read_version():
+    """``__version__`` of microspider/__init__.py, read as text (installing must not import it)."""
+    with open("microspider/__init__.py", encoding="utf-8") as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
 
 setup(
     name="microspider",
-    version="0.2.0",
+    version=read_version(),
     description="Crawl a large, hostile site with small crawlers linked by Redis queues; never lose a URL.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

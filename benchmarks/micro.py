@@ -5,7 +5,7 @@
 - relay: seeds/s moved from an N-seed backlog, all due (``Relay.move_due``).
 - stat: ``microspider stat --json`` on an N-seed work queue: the CLI as a
   subprocess (wall time, start-up included; also on an empty queue, for
-  comparison) and the library call ``ops.stat`` alone.
+  comparison) and the library call ``ops.stats.stat`` alone.
 - dump: ``microspider dump -o`` of the N seeds to a pipe: seeds/s and the peak
   RSS of the dump process (VmHWM), also for N/100 seeds: bounded memory means
   the two peaks are about equal.

@@ -81,6 +81,15 @@ def _duration(text):
     return value
 
 
+def _recrawl(text):
+    """A ``_duration`` the success cache can honour (at least its one-minute resolution)."""
+    from .state.cache import check_recrawl  # at call time: state imports redis, the entry point patches first
+
+    value = _duration(text)
+    check_recrawl(value)
+    return value
+
+
 def _text(text):
     return str(text)
 
@@ -125,8 +134,8 @@ OPTIONS = [
     Option("mongo_db", _text, "microspiders", "MongoDB database", connection=True),
     Option("retry", _nonneg_int, 3, "immediate retries of a failed fetch", "-r"),
     Option("no_cache", _flag, False, "fetch seeds even when cached"),
-    Option("recrawl", _duration, None, "fetch a cached seed again when its success is older than "
-           "this (90s, 12h, 7d) [default: never]"),
+    Option("recrawl", _recrawl, None, "fetch a cached seed again when its success is older than "
+           "this (90s, 12h, 7d; at least 1m, and it may come a minute early) [default: never]"),
     Option("every", _duration, None, "push the start seeds again every DURATION (90s, 12h, 7d); "
            "the run then ends only by SIGTERM/SIGINT"),
     Option("worker", _pos_int, 1, "worker processes", "-w"),

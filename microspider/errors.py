@@ -55,3 +55,11 @@ class NoProxy(FetchError):
 
 class BadSeed(MicrospiderError, ValueError):
     """A Seed built with a bad URL, method or field."""
+
+
+class LockTimeout(MicrospiderError, TimeoutError):
+    """A Redis lock stayed held elsewhere for longer than we were willing to wait; try again later."""
+
+
+class SendOutsideParse(MicrospiderError, RuntimeError):
+    """``Spider.send`` was called while the framework ran neither ``parse`` nor ``start_seeds``."""

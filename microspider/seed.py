@@ -61,6 +61,15 @@ class Seed:
 
     # -- serialisation -------------------------------------------------
     def to_dict(self):
+        """The seed as a JSON-ready dict: ``"v"`` (schema version), ``url``, and every other field
+        not at its default, then the unknown fields it arrived with.
+
+        ``Seed.from_dict`` reads it back to an equal seed; two seeds are equal
+        when their dicts are.  Failure documents keep a seed in this form.
+
+        >>> Seed("http://example.com/", meta={"page": 2}).to_dict()
+        {'v': 1, 'url': 'http://example.com/', 'meta': {'page': 2}}
+        """
         out = {"v": SCHEMA_VERSION}
         for name, default in FIELDS.items():
             value = getattr(self, name)
@@ -70,6 +79,15 @@ class Seed:
         return out
 
     def to_json(self):
+        """The seed as it travels in the queues: ``to_dict`` as compact UTF-8 JSON text.
+
+        Non-ASCII is kept as it is and separators have no spaces, so queued seeds stay small.
+        A seed holding a lone surrogate encodes here but not to UTF-8 bytes;
+        ``check_encodable`` says so before it is queued.
+
+        >>> Seed("http://example.com/", method="POST", data={"q": "上海"}).to_json()
+        '{"v":1,"url":"http://example.com/","method":"POST","data":{"q":"上海"}}'
+        """
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod

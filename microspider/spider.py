@@ -1,4 +1,4 @@
-"""The Spider base class, the response it hands to parse, and spider loading."""
+"""The Spider base class, collecting what parse yields and sends, and spider loading."""
 import importlib
 import importlib.util
 import inspect
@@ -7,7 +7,7 @@ import re
 import sys
 import threading
 
-from .errors import SpiderLoadError
+from .errors import SendOutsideParse, SpiderLoadError
 from .seed import Seed
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -47,6 +47,30 @@ class Spider:
             yield url if isinstance(url, Seed) else Seed(url)
 
     def parse(self, response, seed):
+        """Turn one fetched page into items and further seeds; every spider defines it.
+
+        `response` is a ``requests.Response`` (``status_code``, ``url`` after
+        redirects, ``headers``, ``content``, ``text``, ``encoding``, ``cookies``)
+        with ``.soup``, the body parsed by BeautifulSoup and lxml.  `seed` is the
+        Seed that was fetched; its ``meta`` carries what the spider that sent it
+        wanted to pass on.
+
+        Yield (or return a list of) dicts, which are stored as items (an ``_id``
+        makes the write an upsert), and Seeds, which go to this spider's own
+        work queue; ``self.send(seed, to="other")`` queues a seed for another
+        spider.  Nothing is written until parse has finished: if it raises (or
+        runs past ``--parse-timeout``) its items and seeds are dropped, the
+        response goes to the failure store and the seed to the backlog, to be
+        retried and re-parsed later (``microspider parse``).  An error status
+        (>= 400) reaches parse only when listed in ``handle_status``.
+
+        Example::
+
+            def parse(self, response, seed):
+                for a in response.soup.select("a.hotel"):
+                    yield Seed(urljoin(response.url, a["href"]), meta={"city": seed.meta["city"]})
+                yield {"_id": seed.url, "title": response.soup.title.string}
+        """
         raise NotImplementedError("%s.parse(self, response, seed) is not defined"
                                   % type(self).__name__)
 
@@ -60,7 +84,8 @@ class Spider:
         target = to or self.name
         sent = getattr(_context, "sent", None)
         if sent is None:
-            raise RuntimeError("send() is only possible while the framework runs parse/start_seeds")
+            raise SendOutsideParse("send() is only possible while the framework runs parse or "
+                                   "start_seeds; yield the Seed, or push it with `microspider push`")
         sent.append((target, seed))
 
 

@@ -332,36 +332,41 @@ class One(Spider):
 '''
 
 
+def age_success(r, name, url, seconds):
+    """Date the cached success of `url` `seconds` back (what waiting that long would do)."""
+    Cache(r, name).add([Seed(url).cache_key], now=time.time() - seconds)
+
+
 def test_recrawl_fetches_old_successes_again_from_run_and_push(tmp_path, conn, r, site):
     path = write_spider(tmp_path, "one.py", ONE, url=site.url)
     microspider("run", path, *RUN, *conn, cwd=tmp_path, check=0)
-    done = time.time()
     assert site.count("/a") == 1
     proc = microspider("push", "--recrawl", "1h", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
     assert "0 seeds pushed, 1 already cached skipped" in proc.stderr
     r.rpush(keys.work("one"), Seed(site.url + "/a").to_json())           # met again in the queue
     microspider("run", path, "--recrawl", "1h", *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 1
-    time.sleep(max(0.0, done + 2.1 - time.time()))                      # older than 2s now
+    age_success(r, "one", site.url + "/a", 3 * 60)                         # 3 minutes old now
     r.rpush(keys.work("one"), Seed(site.url + "/a").to_json())
-    microspider("run", path, "--recrawl", "2s", *RUN, *conn, cwd=tmp_path, check=0)
+    microspider("run", path, "--recrawl", "2m", *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 2
-    done = time.time()
-    time.sleep(max(0.0, done + 2.1 - time.time()))
-    proc = microspider("push", "--recrawl", "2s", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
+    proc = microspider("push", "--recrawl", "2m", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
+    assert "0 seeds pushed, 1 already cached skipped" in proc.stderr      # that fetch was just now
+    age_success(r, "one", site.url + "/a", 3 * 60)
+    proc = microspider("push", "--recrawl", "2m", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
     assert "1 seeds pushed" in proc.stderr
-    microspider("run", path, "--recrawl", "2s", *RUN, *conn, cwd=tmp_path, check=0)
+    microspider("run", path, "--recrawl", "2m", *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 3
     microspider("push", "--force", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
     microspider("run", path, *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 4   # --force: fetched again, whatever its age
 
 
-def test_recrawl_as_spider_attribute_and_config_key(tmp_path, conn, site):
-    path = write_spider(tmp_path, "one.py", ONE.replace('name = "one"', 'name = "one"\n    recrawl = "2s"'),
+def test_recrawl_as_spider_attribute_and_config_key(tmp_path, conn, r, site):
+    path = write_spider(tmp_path, "one.py", ONE.replace('name = "one"', 'name = "one"\n    recrawl = "2m"'),
                         url=site.url)
     microspider("run", path, *RUN, *conn, cwd=tmp_path, check=0)
-    time.sleep(2.1)
+    age_success(r, "one", site.url + "/a", 3 * 60)
     microspider("push", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
     microspider("run", path, *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 2
@@ -372,6 +377,33 @@ def test_recrawl_as_spider_attribute_and_config_key(tmp_path, conn, site):
     assert "1 already cached skipped" in proc.stderr
     proc = microspider("run", two, "--recrawl", "0", *conn, cwd=tmp_path)
     assert proc.returncode == 2 and "--recrawl" in proc.stderr
+
+
+SHORT = ONE.replace('name = "one"', 'name = "one"\n    recrawl = "30s"')
+
+
+@pytest.mark.parametrize("how", [["run", "--recrawl", "59s"], ["push", "--recrawl", "30s"],
+                                 ["stat", "--recrawl", "0.5m"], ["run"]], ids=["run", "push", "stat", "attribute"])
+def test_a_recrawl_under_the_cache_minute_is_refused_in_one_line(tmp_path, conn, r, site, how):
+    path = write_spider(tmp_path, "one.py", SHORT if how == ["run"] else ONE, url=site.url)
+    command, flags = how[0], how[1:]
+    target = ["one"] if command == "stat" else [path] + ([site.url + "/a"] if command == "push" else [])
+    proc = microspider(command, *flags, *conn, *target, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "--recrawl" in proc.stderr and "at least 1m" in proc.stderr
+    assert site.count("/a") == 0 and r.llen(keys.work("one")) == 0   # nothing fetched, nothing pushed
+
+
+def test_the_cache_refuses_a_recrawl_it_cannot_honour(r):
+    cache = Cache(r, NAME)
+    key = fingerprints(1)[0]
+    cache.add([key], now=T0)
+    with pytest.raises(ValueError, match="at least 1m"):
+        cache.contains([key], recrawl=59.9, now=T0 + 1)
+    with pytest.raises(ValueError, match="at least 1m"):
+        cache.due(30, now=T0 + 1)
+    assert cache.contains([key], recrawl=60, now=T0 + 1) == [True]
 
 
 EVERY = '''

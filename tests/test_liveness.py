@@ -1,4 +1,6 @@
 """Liveness and parse-timeout logic of the worker and the supervisor, on an injected clock (no processes)."""
+import os
+
 import gevent
 import pytest
 
@@ -105,3 +107,59 @@ def test_monitor_without_a_pipe_says_nothing():
     m = Monitor()
     m.start("aa"), m.parsing("aa"), m.done("aa"), m.beat()
     assert m.fd is None
+
+
+def read_pipe(fd):
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return b""
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+def test_monitor_holds_a_done_line_until_the_next_start_and_says_both_in_one_write(pipe):
+    r, w = pipe
+    m = Monitor(w)
+    m.start("aa")
+    m.parsing("aa")
+    assert read_pipe(r) == b"S aa\nP aa\n"
+    m.done("aa")
+    assert read_pipe(r) == b""                    # held: the greenlet takes its next seed at once
+    m.start("bb")
+    assert read_pipe(r) == b"D aa\nS bb\n"
+    m.done("bb")
+    m.flush()                                     # no next seed: said before waiting
+    assert read_pipe(r) == b"D bb\n"
+    m.flush()
+    assert read_pipe(r) == b""
+
+
+def test_the_supervisor_reads_the_joined_lines_as_it_read_single_ones(pipe):
+    r, w = pipe
+    m, c = Monitor(w), child(Clock())
+    for say in (lambda: m.start("aa"), lambda: m.parsing("aa"), lambda: m.done("aa"),
+                lambda: m.start("bb"), lambda: m.parsing("bb")):
+        say()
+        c._take(read_pipe(r))
+    assert c.processing == {"bb": "P"} and c.suspects() == ["bb"]
+
+
+def test_a_worker_flushes_the_monitor_before_it_waits_for_work(worker, pipe):
+    w, _ = worker
+    r, fd = pipe
+    w.monitor = Monitor(fd)
+    w.local.put(("raw", "seed"))
+    w.monitor.done("aa")
+    assert w._next_seed() == ("raw", "seed") and read_pipe(r) == b""   # a seed was there: still held
+    waiter = gevent.spawn(w._next_seed)
+    gevent.sleep(0)                                                     # it waits on the empty queue
+    assert read_pipe(r) == b"D aa\n"
+    waiter.kill()

@@ -9,7 +9,9 @@ from microspider import Seed
 from microspider.state import keys
 from microspider.state import Redis
 from microspider.state.cache import Cache
-from microspider.crawl.outcome import Outcome
+from microspider.crawl.outcome import (Batch, Cached, FetchFailed, Malformed, NoProxyLeft, Outcome,
+                                       ParseFailed, Parsed)
+from microspider.store import SQLiteStore, failure_doc
 from microspider.crawl.relay import backlog_score, retry_delay
 from microspider.state import SpiderState
 from microspider.config import Settings
@@ -67,11 +69,11 @@ def test_outcome_commit_writes_everything_and_acknowledges(conn, r):
     q = SpiderState(conn, "s")
     q.push(seeds(3))
     a, b, c = q.take("w", 3)
-    out = Outcome("s")
+    out = Outcome("s", SETTINGS, now=100.0)
     ok = Seed.from_json(a)
     out.finish(a); out.succeeded(ok, [("other", Seed("http://b.com/"))])
     out.count("ok"); out.pages += 1
-    out.finish(b); out.backlogged(Seed.from_json(b), SETTINGS, now=100.0)
+    out.finish(b); out.backlogged(Seed.from_json(b))
     out.finish(c); out.to_quarantine(c)
     q.commit(out, "w", now=1000.0)
     assert r.llen(keys.inflight("s", "w")) == 0
@@ -88,15 +90,54 @@ def test_outcome_across_dbs(redis_url, r):
     q = SpiderState(conn, "s")
     q.push(seeds(2))
     a, b = q.take("w", 2)
-    out = Outcome("s")
+    out = Outcome("s", SETTINGS, now=4.0)
     out.finish(a); out.succeeded(Seed.from_json(a), [])
-    out.finish(b); out.backlogged(Seed.from_json(b), SETTINGS, now=4.0)
+    out.finish(b); out.backlogged(Seed.from_json(b))
     q.commit(out, "w")
     assert Cache(conn.cache, "s").size() == 1 and Cache(conn.work, "s").size() == 0
     assert conn.backlog.zcard(keys.backlog("s")) == 1 and conn.work.llen(keys.inflight("s", "w")) == 0
     relay = Relay(SpiderState(conn, "s"))
     assert relay.move_due(now=10.0) == 1 and conn.work.llen(keys.work("s")) == 1
     conn.close()
+
+
+def batch_of_every_kind():
+    """One record of each kind, over the seeds http://a.com/0..5; returns (batch, seeds)."""
+    s = seeds(6)
+    raw = [x.to_json() for x in s]
+    batch = Batch()
+    batch.add(Parsed(raw[0], s[0], [{"_id": "i1"}, {"_id": "i2"}], [("other", Seed("http://b.com/"))]))
+    batch.add(FetchFailed(raw[1], s[1]))
+    batch.add(NoProxyLeft(raw[2], s[2]))
+    batch.add(ParseFailed(raw[3], s[3], failure_doc(s[3], "KeyError", "'x'", "")))
+    batch.add(Cached(raw[4], s[4]))
+    batch.add(Malformed(raw[5]))
+    return batch, s
+
+
+def test_each_record_decides_what_the_store_keeps_and_what_redis_gets(tmp_path):
+    batch, s = batch_of_every_kind()
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"), "s")
+    store.save_failures([failure_doc(s[0], "KeyError", "old", "")])   # fixed by this batch's parse
+    batch.save(store)
+    assert sorted(i["_id"] for i in store.iter_items()) == ["i1", "i2"]
+    assert [d["_id"] for d in store.iter_failures()] == [s[3].fingerprint]
+    out = batch.outcome("s", stored=True, settings=SETTINGS, now=100.0)
+    assert out.done == [x.to_json() for x in s]
+    assert out.stats == {"ok": 1, "items": 2, "fetch_failures": 1, "no_proxy": 1, "parse_failures": 1,
+                         "cached": 1, "quarantined": 1, "backlogged": 3}
+    assert out.pages == 1 and out.cache_adds == [s[0].cache_key] and out.links == ["other"]
+    assert sorted(out.backlog) == sorted(x.replace(age=1).to_json() for x in s[1:4])
+    assert out.quarantine == [s[5].to_json()]
+    store.close()
+
+
+def test_a_batch_the_store_refused_sends_its_parsed_seeds_back_to_the_backlog():
+    batch, s = batch_of_every_kind()
+    out = batch.outcome("s", stored=False, settings=SETTINGS, now=100.0)
+    assert out.stats["store_errors"] == 2 and "ok" not in out.stats and "parse_failures" not in out.stats
+    assert not out.cache_adds and not out.sends and out.pages == 0
+    assert s[0].replace(age=1).to_json() in out.backlog and len(out.backlog) == 4
 
 
 def test_retry_delay_doubles_and_is_capped():

@@ -10,6 +10,7 @@ import signal
 
 import gevent
 
+from ..backoff import Backoff
 from ..config import Settings
 from ..errors import StoreError
 from ..spider import instantiate, load_spider
@@ -77,11 +78,11 @@ def _install_parse_watchdog(worker):
 
 def _open_store_patiently(uri, db, name, wait=gevent.sleep):
     """open_store, retried with back-off (and said) while the store cannot be opened."""
-    delay = 0.5
+    backoff = Backoff(0.5, 30.0)
     while True:
         try:
             return open_store(uri, db, name)
         except StoreError as exc:
+            delay = backoff.next()
             log.warning("%s: %s; retrying in %.0fs", name, exc, delay)
             wait(delay)
-            delay = min(delay * 2, 30.0)

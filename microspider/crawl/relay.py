@@ -8,6 +8,8 @@ import json
 import math
 import time
 
+from ..backoff import doubling
+
 CONTINUOUS, WHEN_EMPTY, NEVER = 0, 1, 2
 BATCH = 2000
 RELAY_DELAY_CAP = 300.0
@@ -17,7 +19,7 @@ def retry_delay(age, base):
     """Seconds before a seed of this age comes back from the backlog."""
     if age <= 0 or base <= 0:
         return 0.0
-    return min(base * 2 ** min(age - 1, 30), RELAY_DELAY_CAP)
+    return doubling(base, RELAY_DELAY_CAP, age - 1)
 
 
 def backlog_score(age, max_age, base, now):

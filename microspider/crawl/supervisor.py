@@ -28,6 +28,7 @@ import gevent
 import gevent.os
 
 from .. import embedded
+from ..backoff import Backoff
 from ..connection import mask
 from ..errors import ConfigError, StoreError
 from ..seed import Seed
@@ -176,13 +177,12 @@ class Run:
     def _adopt_legacy_cache(self):
         """Move a 0.1 cache (a set) into the buckets, a chunk at a time, while the crawl runs."""
         log.info("%s: moving the 0.1 cache into the new one while crawling", self.name)
-        moved, delay = 0, TICK
+        moved, backoff = 0, Backoff(TICK, 5.0)
         while not self.stopping:
             try:
                 n = self.state.cache.adopt_legacy(self.now())
             except REDIS_DOWN:
-                gevent.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                gevent.sleep(backoff.next())
                 continue
             if not n:
                 log.info("%s: 0.1 cache moved (%d fingerprints)", self.name, moved)
@@ -227,16 +227,16 @@ class Run:
         """Supervise until the crawl is finished or a signal arrives; returns the exit code."""
         heart = gevent.spawn(self._heartbeat_loop)
         state = {"idle_since": None, "reclaimed": 0.0, "shown": 0.0}
-        delay = TICK
+        backoff = Backoff(TICK, 5.0)   # a tick every TICK; slower while Redis is down
         try:
             while not self.stopping:
-                gevent.sleep(delay)
+                gevent.sleep(backoff.delay)
                 try:
                     self._tick(state)
-                    delay = TICK
+                    backoff.reset()
                 except REDIS_DOWN as exc:
                     state["idle_since"] = None
-                    delay = min(delay * 2, 5.0)
+                    backoff.grow()
                     self._warn("Redis unreachable (%s); workers keep their seeds, retrying" % exc)
                     self._restart_embedded()
                 except LockTimeout as exc:

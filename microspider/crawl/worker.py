@@ -23,12 +23,13 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from ..backoff import Backoff
 from ..errors import FetchError, MalformedSeed, NoProxy, StoreError
 from ..seed import Seed
 from ..state import SpiderState
 from ..state.connection import UNAVAILABLE
-from ..store import failure_doc
-from .outcome import Outcome, parse_failure, parse_response
+from .outcome import (Batch, Cached, FetchFailed, Malformed, NoProxyLeft, ParseFailed, Parsed,
+                      parse_failure, parse_response, parse_timeout)
 
 log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
@@ -46,18 +47,25 @@ class Monitor:
     """Tells the supervisor what this worker processes, one short line per event, through a pipe.
 
     ``S fp`` processing starts, ``P fp`` parse starts, ``D fp`` done, ``B`` alive.
+    A D line is held back until its greenlet says its next S, or ``flush``es
+    before it waits for work: a syscall less per page.  The greenlet does not
+    yield in between, so no other line, and no parse, comes before that D.
     Without a pipe (tests, a worker started by hand) it does nothing.
     """
 
     def __init__(self, fd=None):
         self.fd = fd
+        self.held = []            # D lines not said yet
         if fd is not None:
             os.set_blocking(fd, False)
 
-    def _say(self, line):
+    def _say(self, line=None):
+        lines, self.held = self.held, []
         if self.fd is None:
             return
-        data = line.encode("ascii") + b"\n"
+        if line is not None:
+            lines.append(line)
+        data = "\n".join(lines).encode("ascii") + b"\n"
         while data:
             try:
                 data = data[os.write(self.fd, data):]
@@ -74,7 +82,12 @@ class Monitor:
         self._say("P " + fingerprint)
 
     def done(self, fingerprint):
-        self._say("D " + fingerprint)
+        self.held.append("D " + fingerprint)
+
+    def flush(self):
+        """Say the held-back D lines now (before this greenlet waits for work)."""
+        if self.held:
+            self._say()
 
     def beat(self):
         self._say("B")
@@ -102,7 +115,7 @@ class Worker:
         self.monitor = monitor or Monitor()
         self.clock, self.now = clock, now
         self.local = gevent.queue.Queue()
-        self.records = []
+        self.batch = Batch()          # finished seeds, acknowledged by the next flush
         self.unfinished = 0           # taken and not yet processed (acknowledged or not)
         self.holding = collections.Counter()  # raw seeds taken and not yet acknowledged
         self.take_failed = False      # a take may have run without its reply reaching us
@@ -153,7 +166,7 @@ class Worker:
 
     # -- feeding ---------------------------------------------------------------
     def _feed(self):
-        idle = 0.01
+        idle = Backoff(0.01, IDLE_MAX)
         pool = self.settings.pool
         while not self.stopping:
             if self.unfinished > pool:
@@ -167,10 +180,9 @@ class Worker:
             if self.take_failed:
                 self._retry_redis(self._requeue_unheld, "requeue lost takes")
             if not raws:
-                gevent.sleep(idle)
-                idle = min(idle * 2, IDLE_MAX)
+                gevent.sleep(idle.next())
                 continue
-            idle = 0.01
+            idle.reset()
             self.unfinished += len(raws)
             self.holding.update(raws)
             for raw, seed in self._skip_cached(raws):
@@ -197,7 +209,7 @@ class Worker:
                 decoded.append((raw, Seed.from_json(raw)))
             except MalformedSeed as exc:
                 log.warning("%s: malformed seed quarantined: %s", self.name, exc)
-                self._record("bad", raw)
+                self._record(Malformed(raw))
         if self.settings.no_cache or not decoded:
             return decoded
         flags = self._retry_redis(lambda: self.state.cache.contains(
@@ -205,7 +217,7 @@ class Worker:
         fresh = []
         for (raw, seed), hit in zip(decoded, flags):
             if hit:
-                self._record("cached", raw, seed)
+                self._record(Cached(raw, seed))
             else:
                 fresh.append((raw, seed))
         return fresh
@@ -213,7 +225,7 @@ class Worker:
     # -- processing ------------------------------------------------------------
     def _process_loop(self):
         while True:
-            raw, seed = self.local.get()
+            raw, seed = self._next_seed()
             self.monitor.start(seed.fingerprint)
             try:
                 self._process(raw, seed)
@@ -221,9 +233,17 @@ class Worker:
                 raise
             except BaseException:  # a bug of ours must not shrink the pool or strand the seed
                 log.exception("%s: unexpected error on %s; the seed goes to the backlog", self.name, seed)
-                self._record("fetch_failed", raw, seed, "fetch_failures")
+                self._record(FetchFailed(raw, seed))
             finally:
                 self.monitor.done(seed.fingerprint)
+
+    def _next_seed(self):
+        """The next (raw, seed) to process; what the monitor holds back goes out before waiting for one."""
+        try:
+            return self.local.get_nowait()
+        except gevent.queue.Empty:
+            self.monitor.flush()
+            return self.local.get()
 
     def _process(self, raw, seed):
         try:
@@ -233,28 +253,27 @@ class Worker:
             self.paused_until = max(self.paused_until, self.clock() + wait)
             self._warn_once("noproxy", "%s: %s; seeds go to the backlog, taking none for %.0fs",
                             self.name, exc, wait)
-            return self._record("fetch_failed", raw, seed, "no_proxy")
+            return self._record(NoProxyLeft(raw, seed))
         except FetchError as exc:
             log.debug("%s: fetch failed: %s", self.name, exc)
-            return self._record("fetch_failed", raw, seed, "fetch_failures")
+            return self._record(FetchFailed(raw, seed))
         except gevent.GreenletExit:
             raise
         except BaseException as exc:  # a header that cannot be encoded, an is_banned that raised
             self._warn_once("fetch", "%s: fetch of %s failed: %r", self.name, seed.url, exc)
-            return self._record("fetch_failed", raw, seed, "fetch_failures")
+            return self._record(FetchFailed(raw, seed))
         self.monitor.parsing(seed.fingerprint)
         try:
             items, sends = self._timed(lambda: parse_response(self.spider, response, seed))
         except gevent.GreenletExit:
             raise  # the worker is stopping: the seed stays in flight and goes back
         except (ParseInterrupt, gevent.Timeout):
-            doc = failure_doc(seed, "ParseTimeout", "parse ran past --parse-timeout %gs"
-                              % self.settings.parse_timeout, "", response)
-            return self._record("parse_failed", raw, seed, doc)
+            failure = parse_timeout(seed, self.settings.parse_timeout, response)
+            return self._record(ParseFailed(raw, seed, failure))
         except BaseException as exc:  # sys.exit() or KeyboardInterrupt in parse is a parse failure too
             log.debug("%s: parse failed on %s: %r", self.name, seed.url, exc)
-            return self._record("parse_failed", raw, seed, parse_failure(seed, exc, response))
-        self._record("ok", raw, seed, (items, sends))
+            return self._record(ParseFailed(raw, seed, parse_failure(seed, exc, response)))
+        self._record(Parsed(raw, seed, items, sends))
 
     def _timed(self, call):
         """Run a parse under --parse-timeout (gevent Timeout, plus the SIGALRM check)."""
@@ -276,8 +295,8 @@ class Worker:
         if started is not None and self.clock() - started > self.settings.parse_timeout:
             raise ParseInterrupt()
 
-    def _record(self, kind, raw, seed=None, payload=None):
-        self.records.append((kind, raw, seed, payload))
+    def _record(self, record):
+        self.batch.add(record)
         self.unfinished -= 1
 
     # -- acknowledging -----------------------------------------------------------
@@ -287,56 +306,30 @@ class Worker:
             self._flush()
 
     def _flush(self, attempts=None):
-        records, self.records = self.records, []
-        if not records:
+        batch, self.batch = self.batch, Batch()
+        if not batch:
             return
-        outcome = self._outcome(records)
+        stored = self._save(batch)
+        outcome = batch.outcome(self.name, stored, self.settings, self.now(), self.linked)
+        retried, self.fetcher.retries = self.fetcher.retries, 0
+        outcome.count("retried", retried)
         self._retry_redis(lambda: self.state.commit(outcome, self.id), "acknowledge", attempts)
         self.holding.subtract(outcome.done)
         self.holding += collections.Counter()  # drops the zero counts
 
-    def _outcome(self, records):
-        """Write the store's part of a batch and return the Redis part as an Outcome."""
-        items = [i for kind, _, _, p in records if kind == "ok" for i in p[0]]
-        failures = [p for kind, _, _, p in records if kind == "parse_failed"]
-        succeeded = [s.fingerprint for kind, _, s, _ in records if kind == "ok"]
-        stored = True
+    def _save(self, batch):
+        """Write the store's part of a batch; False (and said) when the store refused it."""
         try:
-            if items:
-                self.store.save_items(items)
-            if failures:
-                self.store.save_failures(failures)
-            if succeeded:
-                self.store.remove_failures(succeeded)
+            batch.save(self.store)
+            return True
         except StoreError as exc:
-            stored = False
             self._warn_once("store", "%s: %s; affected seeds stay safe in the backlog", self.name, exc)
-        outcome = Outcome(self.name)
-        retried, self.fetcher.retries = self.fetcher.retries, 0
-        outcome.count("retried", retried)
-        now = self.now()
-        for kind, raw, seed, payload in records:
-            outcome.finish(raw)
-            if kind == "ok" and stored:
-                outcome.succeeded(seed, payload[1], self.settings.no_cache, self.linked)
-                outcome.count("ok")
-                outcome.pages += 1
-                outcome.count("items", len(payload[0]))
-            elif kind == "cached":
-                outcome.count("cached")
-            elif kind == "bad":
-                outcome.to_quarantine(raw)
-            else:
-                counter = payload if kind == "fetch_failed" else (
-                    "parse_failures" if stored else "store_errors")
-                outcome.count(counter)
-                outcome.backlogged(seed, self.settings, now)
-        return outcome
+            return False
 
     # -- helpers ---------------------------------------------------------------
     def _retry_redis(self, call, what, attempts=None):
         """Run a Redis call, backing off and retrying while Redis is unreachable."""
-        delay, n = 0.1, 0
+        backoff, n = Backoff(0.1, 5.0), 0
         while True:
             try:
                 return call()
@@ -348,8 +341,7 @@ class Worker:
                     return None
                 self._warn_once("redis", "%s: Redis unreachable during %s (%s); retrying",
                                 self.name, what, exc)
-                gevent.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                gevent.sleep(backoff.next())
 
     def _warn_once(self, topic, message, *args, every=10.0):
         now = self.clock()

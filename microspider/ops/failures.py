@@ -11,6 +11,7 @@ over the backlog at the end, O(backlog), run only when something was handled.
 """
 import collections
 
+from ..config import Settings
 from ..crawl.outcome import Outcome, parse_failure, parse_response
 from ..transport.response import from_failure
 from ..seed import Seed
@@ -60,7 +61,7 @@ def reparse(spider, redis, store, limit=None, no_cache=False):
 
 
 def _reparse_batch(spider, redis, store, docs, no_cache, summary):
-    outcome, failed, fixed, items = Outcome(spider.name), [], [], []
+    outcome, failed, fixed, items = Outcome(spider.name, Settings(no_cache=no_cache)), [], [], []
     for doc in docs:
         try:
             seed = Seed.from_dict(doc["seed"])
@@ -78,7 +79,7 @@ def _reparse_batch(spider, redis, store, docs, no_cache, summary):
             summary.failing[type(exc).__name__] += 1
             failed.append(parse_failure(seed, exc, response))
             continue
-        outcome.succeeded(seed, sends, no_cache)
+        outcome.succeeded(seed, sends)
         items.extend(found)
         fixed.append(seed.fingerprint)
         summary.sent += len(sends)

@@ -8,6 +8,7 @@ import time
 
 import redis as redis_lib
 
+from ..backoff import doubling
 from ..errors import ProxyError
 from .source import Proxy, _ListSource, _mask, _open_source
 
@@ -150,7 +151,7 @@ class ProxyPool:
         resting = health.benched_until > now    # then this request left before the bench
         if not resting and (health.benches or health.failures >= self.MAX_FAILURES
                             or health.score <= self.FLOOR):
-            rest = min(self.BENCH_CAP, self.BENCH * 2 ** health.benches)
+            rest = doubling(self.BENCH, self.BENCH_CAP, health.benches)
             health.benched_until = now + rest
             health.benches += 1
             health.failures = 0

@@ -30,7 +30,9 @@ fingerprint instead of ~59 in a plain set.
 With ``recrawl``, a seed counts as cached while its success (as stored) is at
 most ``recrawl`` seconds old: never kept past its time; it may come back up to
 a minute early (an hour for successes older than about a week, when their
-bucket has moved on).
+bucket has moved on).  A ``recrawl`` shorter than that minute (``RESOLUTION``)
+is refused (ValueError; the CLI says so and exits 2): it would bring seeds back
+at any age, even at once.
 """
 import math
 import random
@@ -40,6 +42,7 @@ from pathlib import Path
 from . import keys
 
 CHUNK = 1000
+RESOLUTION = 60        # seconds: success times are kept to the minute, the shortest recrawl
 FILL = 0.35            # mean entries per bucket, as a share of the server's limit
 DEFAULT_ENTRIES = 128  # compact-encoding limit assumed when CONFIG is not allowed
 SAMPLE = 64            # buckets sampled to estimate how many cached seeds are due again
@@ -51,7 +54,7 @@ _SCRIPT = (Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-
 
 
 def minute(now):
-    return int(now // 60)
+    return int(now // RESOLUTION)
 
 
 class Cache:
@@ -98,7 +101,7 @@ class Cache:
         since = _since(recrawl, now)
         n = int(self.client.hget(self.keys[0], "n") or 0)
         if n < EXACT_BELOW:
-            return sum(1 for _, t in self.entries() if t is not None and t // 60 < since), True
+            return sum(1 for _, t in self.entries() if t is not None and minute(t) < since), True
         spots = [rng.getrandbits(MAX_DEPTH) for _ in range(SAMPLE)]
         total, old = self._run("due", [since] + spots)
         return (round(n * old / total) if total else 0), False
@@ -224,5 +227,13 @@ def decode(value):
 
 
 def _since(recrawl, now):
-    """The first success minute that is still fresh under `recrawl` seconds."""
-    return math.ceil(((time.time() if now is None else now) - recrawl) / 60.0)
+    """The first success minute that is still fresh under `recrawl` seconds (at least RESOLUTION)."""
+    check_recrawl(recrawl)
+    return math.ceil(((time.time() if now is None else now) - recrawl) / RESOLUTION)
+
+
+def check_recrawl(recrawl):
+    """ValueError for a `recrawl` (seconds) the cache cannot honour: one shorter than its resolution."""
+    if recrawl < RESOLUTION:
+        raise ValueError("must be at least 1m: the cache keeps success times to the minute, so a "
+                         "shorter recrawl would fetch seeds again at any age")

@@ -15,6 +15,7 @@ import redis
 from redis.exceptions import (AskError, BusyLoadingError, ClusterError, RedisClusterException,
                               SlotNotCoveredError, TryAgainError)
 
+from ..backoff import Backoff
 from ..connection import mask, seed_urls
 from ..errors import ConfigError, ConnectionFailed
 
@@ -139,7 +140,7 @@ def _cluster_client(seeds, patient):
         parts = urlsplit(seed)
         others.append(ClusterNode(parts.hostname, parts.port or 6379))
     deadline = time.monotonic() + (60 if patient else 0)
-    delay = 0.2
+    backoff = Backoff(0.2, 5.0)
     while True:
         try:
             client = RedisCluster(url=_without_db(seeds[0]), startup_nodes=others,
@@ -150,8 +151,7 @@ def _cluster_client(seeds, patient):
                 text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise ConnectionFailed("Redis Cluster at %s does not answer: %s"
                                        % (mask(",".join(seeds)), text)) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            time.sleep(backoff.next())
 
 
 def _without_db(url):

@@ -313,47 +313,52 @@ class SpiderState:
         trip per master written to) and the MULTI holds this spider's slot only.
         """
         now = now or time.time()
-        if self.redis.cluster:
-            return self._commit_on_cluster(outcome, worker, now)
-        work = self.client.pipeline(transaction=True)
-        shared = self.redis.single
-        other = {}
-
-        def pipe_for(client):
-            if client is self.client:
-                return work
-            return other.setdefault(id(client), client.pipeline(transaction=True))
-
-        for target, raws in outcome.sends.items():
-            work.rpush(keys.work(target), *raws)
-        self.link_to(outcome.links, work)
-        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache) if not shared else work, now)
-        self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog) if not shared else work)
-        self._count(work, outcome, now)
-        for p in other.values():
-            p.execute()
-        inflight = keys.inflight(self.name, worker)
-        for raw in outcome.done:
-            work.lrem(inflight, 1, raw)
-        work.execute()
-
-    def _commit_on_cluster(self, outcome, worker, now):
-        # Every send (this spider's too) and link first, replica-confirmed; then the cache (a
-        # script, which a cluster pipeline cannot hold); the acknowledging transaction last.  A
-        # crash after the cache leaves a seed cached whose outcome is all written: no loss.
-        writes = ConfirmedWrites(self.redis)
-        for target, raws in outcome.sends.items():
-            writes.rpush(keys.work(target), *raws)
-        self.link_to(outcome.links, writes)
-        writes.execute()
-        self.cache.add(outcome.cache_adds, None, now)
-        own = self.client.pipeline(transaction=True)
-        self.backlog.add(outcome.backlog, own)
+        write_first = self._write_first_on_cluster if self.redis.cluster else self._write_first
+        own = write_first(outcome, now)
         self._count(own, outcome, now)
         inflight = keys.inflight(self.name, worker)
         for raw in outcome.done:
             own.lrem(inflight, 1, raw)
         own.execute()
+
+    def _write_first(self, outcome, now):
+        """On one server: run the writes to other dbs; return the MULTI of the work db, filled."""
+        own = self.client.pipeline(transaction=True)
+        shared = self.redis.single
+        other = {}
+
+        def pipe_for(client):
+            if shared or client is self.client:
+                return own
+            return other.setdefault(id(client), client.pipeline(transaction=True))
+
+        self._send(outcome, own)
+        self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache), now)
+        self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog))
+        for p in other.values():
+            p.execute()
+        return own
+
+    def _write_first_on_cluster(self, outcome, now):
+        """On a cluster: confirm the sends and links, add to the cache; return this slot's MULTI.
+
+        Every send (this spider's too) and link first, replica-confirmed; then the
+        cache (a script, which a cluster pipeline cannot hold).  A crash after the
+        cache leaves a seed cached whose outcome is all written: no loss.
+        """
+        writes = ConfirmedWrites(self.redis)
+        self._send(outcome, writes)
+        writes.execute()
+        self.cache.add(outcome.cache_adds, None, now)
+        own = self.client.pipeline(transaction=True)
+        self.backlog.add(outcome.backlog, own)
+        return own
+
+    def _send(self, outcome, writes):
+        """Queue the batch's sends and new downstream links into `writes` (a pipeline or ConfirmedWrites)."""
+        for target, raws in outcome.sends.items():
+            writes.rpush(keys.work(target), *raws)
+        self.link_to(outcome.links, writes)
 
     def _count(self, pipe, outcome, now):
         """Queue the quarantined seeds, the counters and the pages done of a batch."""

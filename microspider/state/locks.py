@@ -2,11 +2,11 @@
 import time
 import uuid
 
+from ..errors import LockTimeout
+
+__all__ = ["Lock", "LockTimeout"]
+
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-class LockTimeout(TimeoutError):
-    """The lock stayed held elsewhere for longer than we were willing to wait."""
 
 
 class Lock:

@@ -12,6 +12,7 @@ import certifi
 import pycurl
 from requests.structures import CaseInsensitiveDict
 
+from .. import __version__
 from ..errors import FetchError
 from .curl_loop import CurlLoop
 from .fetcher import DEFAULT_HEADERS, Fetcher
@@ -20,7 +21,7 @@ from .response import make_response, sent_request
 MAX_REDIRECTS = 20
 HAS_BROTLI = bool(pycurl.version_info()[4] & pycurl.VERSION_BROTLI)
 CURL_HEADERS = dict(DEFAULT_HEADERS, **{
-    "User-Agent": "microspider/0.1 (+libcurl)",
+    "User-Agent": "microspider/%s (+libcurl)" % __version__,
     "Accept-Encoding": "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"})
 # what a curl error number means to a reader of the failure reason
 KINDS = {

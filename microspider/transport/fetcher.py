@@ -29,6 +29,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import urllib3
 from urllib3.util.retry import Retry
 
+from .. import __version__
 from ..errors import FetchError, NoProxy
 from .response import make_response, sent_request
 
@@ -37,7 +38,7 @@ RETRYABLE = frozenset([407, 429]) | frozenset(range(500, 600))
 # urllib3 retries nothing itself (microspider retries through other proxies) but follows redirects
 REDIRECTS = Retry(total=None, connect=0, read=0, redirect=20, status=0, other=0,
                   raise_on_redirect=True, raise_on_status=False)
-DEFAULT_HEADERS = {"User-Agent": "microspider/0.1 (+python-urllib3)", "Accept": "*/*",
+DEFAULT_HEADERS = {"User-Agent": "microspider/%s (+python-urllib3)" % __version__, "Accept": "*/*",
                    "Accept-Encoding": "gzip, deflate"}
 FETCH_ERRORS = (urllib3.exceptions.HTTPError, OSError, FetchError, ValueError)
 
