@@ -12,15 +12,23 @@ class Store:
         raise NotImplementedError
 
     def remove_failures(self, fingerprints):
+        """Delete the failure documents of these fingerprints (seeds that later succeeded)."""
         raise NotImplementedError
 
     def iter_failures(self, limit=None):
+        """Failure documents, oldest last failure first, at most `limit` of them."""
         raise NotImplementedError
 
+    def get_failure(self, fingerprint):
+        """The failure document whose ID (the seed's fingerprint) is `fingerprint`, or None."""
+        return next((d for d in self.iter_failures() if d["_id"] == fingerprint), None)
+
     def count_failures(self):
+        """How many failure documents the spider has."""
         raise NotImplementedError
 
     def failures_by_error(self):
+        """{error class name: number of failure documents}."""
         raise NotImplementedError
 
     def load_failures(self, docs):
@@ -28,22 +36,27 @@ class Store:
         raise NotImplementedError
 
     def save_items(self, items):
+        """Store items; one with ``_id`` replaces the stored item of that ID (upsert)."""
         raise NotImplementedError
 
     def iter_items(self):
+        """Every item, in the order first written."""
         raise NotImplementedError
 
     def count_items(self):
+        """How many items the spider has."""
         raise NotImplementedError
 
     def clear_failures(self):
+        """Delete every failure document; returns how many there were."""
         raise NotImplementedError
 
     def clear_items(self):
+        """Delete every item; returns how many there were."""
         raise NotImplementedError
 
     def close(self):
-        pass
+        """Release the connection; the store is not used afterwards."""
 
 
 def failure_doc(seed, error, message, traceback, response=None):
