@@ -24,6 +24,7 @@ from ..seed import Seed
 from ..store import open_store
 
 ALARM_REPEAT = 0.25   # a SIGALRM that lands while gevent's hub runs is tried again this soon
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 @dataclasses.dataclass
@@ -114,8 +115,16 @@ def parse_once(spider, response, seed, timeout):
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # sys.exit() in parse is a parse failure too, as in a run
-        trial.error, trial.traceback = exc, traceback.format_exc()
+        trial.error, trial.traceback = exc, spider_traceback(exc)
     return trial
+
+
+def spider_traceback(exc):
+    """The traceback of `exc` from the first frame outside microspider: the spider's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(PACKAGE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 def within(seconds, call):
