@@ -62,7 +62,11 @@ def _command_section(name, command, root):
 
 
 def _cell(text):
-    return " ".join(text.split()).replace("|", "\\|")
+    """`text` on one line, safe in a Markdown table cell (no column break, no reference link)."""
+    text = " ".join(text.split())
+    for char in "|[]":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def on_page_markdown(markdown, page, config, files):
