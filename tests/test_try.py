@@ -198,3 +198,32 @@ def test_unknown_failure_id_is_exit_2(ms, folder):
     code, _, err = ms("shop.py", "--failure", "nope")
     assert code == 2 and err.strip().splitlines()[-1].endswith(
         "no stored failure nope for shop; `microspider failures shop` lists them")
+
+
+RENDERED_SPIDER = textwrap.dedent('''
+    from microspider import Spider
+
+
+    class Rendered(Spider):
+        name = "rendered_shop"
+        render_wait = "h1.name"   # the data comes by XHR after the load event
+
+        def parse(self, response, seed):
+            yield {"_id": seed.url, "name": response.soup.select_one("h1.name").text}
+''')
+
+
+def test_render_fetches_the_page_in_a_browser(ms, folder):
+    from tests.render_site import shop_site
+
+    (folder / "rendered.py").write_text(RENDERED_SPIDER)
+    site = shop_site()
+    try:
+        code, out, _ = ms("rendered.py", site.url + "/item/3", "--json")   # no script ran: no h1
+        assert code == 1 and json.loads(out)["error"]["type"] == "AttributeError"
+        code, out, err = ms("rendered.py", site.url + "/item/3", "--render", "--json")
+        assert code == 0, out + err
+        assert json.loads(out)["items"] == [{"_id": site.url + "/item/3", "name": "Item 3"}]
+    finally:
+        site.stop()
+    assert sorted(os.listdir(folder)) == ["rendered.py", "shop.py"]
