@@ -7,7 +7,6 @@ import pytest
 
 from microspider import Seed
 from microspider.cli import main
-from microspider.crawl.response import Response
 from microspider.store import failure_doc, open_store
 from tests.servers import Site
 
@@ -165,12 +164,11 @@ def test_nothing_written_to_redis_or_files(ms, site, folder, r, redis_url):
 def stored_failure(folder, path, status=200, body=b"<html><head><title>Kettle</title></head></html>"):
     """A failure of `path` in the embedded store of `folder` (as a run would leave it); its ID."""
     seed = Seed("http://127.0.0.1:9/" + path.lstrip("/"))
-    response = Response()
-    response.status_code, response.url, response._content = status, seed.url, body
-    response.headers["Content-Type"] = "text/html; charset=utf-8"
-    response.encoding = "utf-8"
+    doc = failure_doc(seed, "KeyError", "title", "Traceback ...")
+    doc.update(status=status, headers={"Content-Type": "text/html; charset=utf-8"}, body=body,
+               encoding="utf-8")
     store = open_store("sqlite:///%s" % (folder / ".microspider" / "store.sqlite3"), "microspiders", "shop")
-    store.save_failures([failure_doc(seed, "KeyError", "title", "Traceback ...", response)])
+    store.save_failures([doc])
     store.close()
     return seed.fingerprint
 
