@@ -36,6 +36,15 @@ def test_failures_one_document_per_fingerprint(store):
     assert len(list(store.iter_failures(limit=1))) == 1
 
 
+def test_get_failure_by_its_id(store):
+    stored = doc("http://a.com/1")
+    store.save_failures([stored, doc("http://a.com/2")], now=100.0)
+    found = store.get_failure(stored["_id"])
+    assert found["url"] == "http://a.com/1" and found["body"] == b"\x00\xffbody"
+    assert found["attempts"] == 1 and found["error"] == "ValueError"
+    assert store.get_failure("no-such-id") is None
+
+
 def test_remove_failures(store):
     store.save_failures([doc("http://a.com/1"), doc("http://a.com/2")])
     store.remove_failures([Seed("http://a.com/1").fingerprint, "not-there"])

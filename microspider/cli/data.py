@@ -60,7 +60,7 @@ def _spider_name(ref):
 # -- stat ---------------------------------------------------------------------------
 @cli.command(short_help="Queue sizes, cache, failures, items, workers, pages/s.")
 @connection_options()
-@click.option("--json", "as_json", is_flag=True, help="one JSON object (keys as in the README)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object (keys: see docs/commands.md, stat)")
 @click.option("--watch", default=None, is_flag=False, flag_value="2", metavar="[SECONDS]",
               help="refresh every SECONDS (default 2) until Ctrl-C")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",

@@ -1,4 +1,6 @@
-"""``parse`` and ``retry``: stored failures back into the crawl."""
+"""``failures``, ``parse`` and ``retry``: stored failures listed, and back into the crawl."""
+import json
+
 import click
 
 from ..config import BY_NAME
@@ -51,3 +53,22 @@ def retry(spider, num, **flags):
             ", %d failure records with a malformed seed left alone" % malformed if malformed else ""))
 
 
+@cli.command(short_help="List stored failures with their IDs (for `try --failure ID`).")
+@connection_options()
+@_num_option("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object a line")
+@click.argument("spider")
+@handle_errors
+def failures(spider, num, as_json, **flags):
+    """List SPIDER's stored failures, oldest first: ID, error, status, attempts, URL.
+
+    Give an ID to `microspider try SPIDER --failure ID` to run the current
+    parse on that stored response.
+    """
+    from ..ops import failures as stored
+
+    env = Env(spider, flags, allow_name=True)
+    for row in stored.listing(env.store(), limit=num):
+        click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True) if as_json else
+                   "%s  %s  %s  x%d  %s" % (row["_id"], row["error"], row["status"] or "-",
+                                            row["attempts"] or 0, row["url"]))

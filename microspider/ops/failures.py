@@ -97,6 +97,19 @@ def _reparse_batch(spider, redis, store, docs, no_cache, summary):
     return fixed
 
 
+# -- listing ----------------------------------------------------------------------
+LISTED = ("_id", "error", "status", "url", "attempts", "last_failed")
+
+
+def listing(store, limit=None):
+    """One short dict per stored failure (its ID, error, status, URL, attempts), oldest first.
+
+    The ID is what ``microspider try SPIDER --failure ID`` takes.
+    """
+    for doc in store.iter_failures(limit=limit):
+        yield {field: doc.get(field) for field in LISTED}
+
+
 # -- retry ------------------------------------------------------------------------
 def retry(redis, store, name, limit=None):
     """Send the seeds of up to `limit` stored failures to the work queue, age 0.

@@ -45,6 +45,10 @@ class Store:
         """
         raise NotImplementedError
 
+    def get_failure(self, fingerprint):
+        """The failure document whose ID (the seed's fingerprint) is `fingerprint`, or None."""
+        return next((d for d in self.iter_failures() if d["_id"] == fingerprint), None)
+
     def count_failures(self):
         """How many failure documents the spider has."""
         raise NotImplementedError

@@ -59,6 +59,12 @@ class MongoStore(Store):
                 doc["body"] = bytes(doc["body"])
             yield doc
 
+    def get_failure(self, fingerprint):
+        doc = self._guard(self.failures.find_one, {"_id": fingerprint})
+        if doc is not None and doc.get("body") is not None:
+            doc["body"] = bytes(doc["body"])
+        return doc
+
     def count_failures(self):
         return self._guard(self.failures.count_documents, {})
 

@@ -79,17 +79,19 @@ class SQLiteStore(Store):
                 "SELECT id, attempts, first_failed, last_failed, body, doc FROM failures"
                 " WHERE spider=? AND (last_failed, id) > (?, ?) ORDER BY last_failed, id LIMIT 100",
                 (self.spider,) + after)
-            for fid, attempts, first, last, body, doc in rows:
-                out = json.loads(doc)
-                out.update(_id=fid, attempts=attempts, first_failed=first, last_failed=last,
-                           body=None if body is None else bytes(body))
-                yield out
+            for row in rows:
+                yield _document(*row)
                 n += 1
                 if limit and n >= limit:
                     return
             if len(rows) < 100:
                 return
             after = (rows[-1][3], rows[-1][0])
+
+    def get_failure(self, fingerprint):
+        rows = self._read("SELECT id, attempts, first_failed, last_failed, body, doc FROM failures"
+                          " WHERE spider=? AND id=?", (self.spider, fingerprint))
+        return _document(*rows[0]) if rows else None
 
     def count_failures(self):
         return self._read("SELECT COUNT(*) FROM failures WHERE spider=?", (self.spider,))[0][0]
@@ -147,3 +149,11 @@ class SQLiteStore(Store):
 
     def close(self):
         self.db.close()
+
+
+def _document(fid, attempts, first, last, body, doc):
+    """A failure document from its row."""
+    out = json.loads(doc)
+    out.update(_id=fid, attempts=attempts, first_failed=first, last_failed=last,
+               body=None if body is None else bytes(body))
+    return out
