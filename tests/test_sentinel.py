@@ -15,6 +15,7 @@ from tests.crawl import microspider, write_spider
 from tests.sentinel import SentinelSet, fresh_sentinel, sentinel_set, sentinel_url  # noqa: F401 (fixtures)
 from tests.servers import RedisServer, Site, wait_until
 from tests.test_cluster import Crawl, conn, crawl_on, items_of  # noqa: F401 (fixture)
+from tests.tlsredis import tls_redis  # noqa: F401 (fixture)
 from tests.webserver import WebServer, store_uri
 
 PASSWORD = "pw-9f3kq-never-shown"
@@ -167,3 +168,19 @@ def test_wrong_credentials_are_one_line_exit_2_without_the_password(tmp_path, ac
     url = "redis://crawler:wrong-%s@127.0.0.1:%d" % (PASSWORD, acl_server.port)
     line = one_line_exit_2(microspider("stat", "x", "--redis", url, cwd=tmp_path))
     assert "invalid username-password" in line and PASSWORD not in line
+
+
+# -- TLS with a private CA (Debian's redis-server) ------------------------------------------
+def test_rediss_with_a_private_ca_crawls_and_a_failed_handshake_is_one_line_exit_2(tmp_path, tls_redis):
+    site = Site(lambda h, p, a: (200, {}, "<h1>x</h1>")).start()
+    try:
+        path = write_spider(tmp_path, "pages.py", ONE_PAGE_SPIDER, url=site.url)
+        args = ["--redis-ca", tls_redis.ca, *conn(tls_redis.url, tmp_path)]
+        microspider("run", path, "-w", "2", "--idle", "0.3", *args, cwd=tmp_path, check=0)
+    finally:
+        site.stop()
+    assert len(items_of(tmp_path, "pages")) == 30
+    stat = microspider("stat", "--json", "pages", *args, cwd=tmp_path, check=0)
+    assert json.loads(stat.stdout)["items"] == 30
+    line = one_line_exit_2(microspider("stat", "pages", *conn(tls_redis.url, tmp_path), cwd=tmp_path))
+    assert "certificate verify failed" in line
