@@ -18,8 +18,6 @@ of the master once a tenth of the pages are done, and the seconds from the kill
 to the promotion (the sentinels name the replica) and to the first batch
 acknowledged on the new master (its ``ok`` counter moves, polled every 5 ms).
 """
-import argparse
-import json
 import os
 import shutil
 import statistics
@@ -28,6 +26,7 @@ import tempfile
 import time
 
 from benchmarks import contenders
+from benchmarks.cluster import crawl_parser, save
 from benchmarks.run import run_once
 from benchmarks.servers import REPO, open_server
 
@@ -148,22 +147,11 @@ def table(rep):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sentinel", description=__doc__.split("\n")[0])
-    parser.add_argument("--pages", type=int, default=10000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = crawl_parser("python -m benchmarks.sentinel", __doc__, OUT)
     parser.add_argument("--failovers", type=int, default=3)
-    parser.add_argument("--out", default=OUT)
     args = parser.parse_args(argv)
     rep = benchmark(args.pages, args.concurrency, args.rounds, args.workers, args.failovers)
-    print()
-    print("medians of %d rounds, %d pages, -w %d, --pool %d" % (args.rounds, args.pages, args.workers,
-                                                              args.concurrency))
-    print(table(rep))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(rep, f, indent=1)
+    save(rep, args, table(rep))
     return 0
 
 

@@ -14,7 +14,7 @@ from microspider.state.confirmed import NotReplicated, transaction
 from tests.crawl import microspider, write_spider
 from tests.sentinel import SentinelSet, fresh_sentinel, sentinel_set, sentinel_url  # noqa: F401 (fixtures)
 from tests.servers import RedisServer, Site, wait_until
-from tests.test_cluster import Crawl, conn, crawl_on, items_of  # noqa: F401 (fixture)
+from tests.test_cluster import conn, crawl_on, items_of  # noqa: F401 (fixture)
 from tests.tlsredis import tls_redis  # noqa: F401 (fixture)
 from tests.webserver import WebServer, store_uri
 

@@ -17,36 +17,12 @@ def failover(suite, trials):
             for i in range(trials)]
 
 
-class SentinelServer:
-    """A fresh Sentinel set in the place of CtripTrial's private Redis server."""
-
-    def __init__(self):
-        self.set = SentinelSet()
-
-    @property
-    def url(self):
-        return self.set.url
-
-    def start(self):
-        self.set.start()
-        return self
-
-    def kill(self):
-        self.set.stop()
-
-
-class SentinelTrial(CtripTrial):
-    def __init__(self, suite, kind, result, **kw):
-        super().__init__(suite, kind, result, **kw)
-        self.server = SentinelServer()
-
-
 def _failover(suite, result):
-    with SentinelTrial(suite, "sentinel", result) as t:
+    with CtripTrial(suite, "sentinel", result, servers=SentinelSet()) as t:
         t.start()
         _random_moment(suite, t.crawl, suite.rng)
-        old = t.server.set.master_port()
-        new, promoted = t.server.set.failover()
+        old = t.server.servers.master_port()
+        new, promoted = t.server.servers.failover()
         t.crawl.close()            # the checker's own client asks the sentinels again
         result.name += " (%d -> %d, promoted in %.1fs)" % (old, new.port, promoted)
         _recover(t, result, 60, promoted)
