@@ -39,20 +39,33 @@ def one_line_exit_2(proc):
 
 
 # -- the failover ---------------------------------------------------------------------
-def test_kill_9_of_the_master_mid_crawl_loses_nothing_and_duplicates_no_item(crawl_on, fresh_sentinel):
-    """The sentinels promote the replica; runs, workers and relays follow it; every item once."""
+def test_kill_9_of_the_master_mid_crawl_loses_nothing_and_duplicates_no_item(crawl_on, fresh_sentinel, tmp_path):
+    """The sentinels promote the replica; runs, workers, relays and the dashboard follow it;
+    every item once."""
     crawl = crawl_on(fresh_sentinel.url, delay=0.03)
-    crawl.start("info")
-    crawl.start("hotel_list")
-    moment = random.randint(20, 300)
-    wait_until(lambda: len(crawl.items()) > moment, timeout=60, message="progress")
-    old = fresh_sentinel.master_port()
-    new, promoted = fresh_sentinel.failover()
-    assert new.port != old and promoted < 15
-    assert len(crawl.items()) < 800, "the crawl ended before the failover: make it longer"
-    for name, (code, _, err) in crawl.finish(timeout=180).items():
-        assert code == 0, (name, err[-2000:])
-    crawl.assert_complete()
+    web = WebServer(fresh_sentinel.url, store_uri(tmp_path), tmp_path, "--token", "t" * 32).start()
+    try:
+        crawl.start("info")
+        crawl.start("hotel_list")
+        moment = random.randint(20, 300)
+        wait_until(lambda: len(crawl.items()) > moment, timeout=60, message="progress")
+        assert requests.get(web.url + "/api/stat", timeout=10).status_code == 200
+        old = fresh_sentinel.master_port()
+        new, promoted = fresh_sentinel.failover()
+        assert new.port != old and promoted < 15
+        assert len(crawl.items()) < 800, "the crawl ended before the failover: make it longer"
+        for name, (code, _, err) in crawl.finish(timeout=180).items():
+            assert code == 0, (name, err[-2000:])
+        crawl.assert_complete()
+        shown = wait_until(lambda: _api_stat(web), timeout=10, message="the dashboard on the new master")
+        assert shown["info"]["items"] == 800 and shown["info"]["work"] == 0
+    finally:
+        web.stop()
+
+
+def _api_stat(web):
+    answer = requests.get(web.url + "/api/stat", timeout=10)
+    return answer.json() if answer.status_code == 200 else None
 
 
 def test_a_transaction_no_replica_confirmed_is_not_acknowledged(fresh_sentinel):
