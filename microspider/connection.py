@@ -77,12 +77,16 @@ def redis_client(url, db=None, ca=None, **options):
     if not is_sentinel(url):
         tls = {"ssl_ca_certs": ca} if ca and url.lower().startswith("rediss://") else {}
         return redis.Redis.from_url(url, **({} if db is None else {"db": db}), **tls, **options)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
     from redis.sentinel import Sentinel
 
     found = parse_sentinel(url)
     tls = {"ssl": True, **({"ssl_ca_certs": ca} if ca else {})} if found.tls else {}
+    # each sentinel asked once per look-up (the look-up tries the next one; the caller retries)
     sockets = {k: v for k, v in options.items() if k.startswith("socket_")}
-    sentinel = Sentinel(list(found.sentinels), sentinel_kwargs={**sockets, **tls}, **tls)
+    once = {"retry": Retry(NoBackoff(), 0)}
+    sentinel = Sentinel(list(found.sentinels), sentinel_kwargs={**sockets, **tls, **once}, **tls)
     return sentinel.master_for(found.service, db=found.db if db is None else db,
                                username=found.username, password=found.password, **options)
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from tests.servers import free_port, redis_server_binary, wait_until
+from tests.tlsredis import DEBIAN_REDIS, make_ca_and_server_cert
 
 SERVICE = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -25,16 +26,20 @@ DOWN_AFTER_MS = 1000
 class Process:
     """One redis-server (data node or sentinel) in its own folder, ended by PID."""
 
-    def __init__(self, folder, args):
+    def __init__(self, folder, args, tls=None):
         self.port, self.dir, self.args, self.proc = free_port(), folder, args, None
+        self.tls = tls
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
-        self.proc = subprocess.Popen([redis_server_binary()] + self.args(self),
+        binary = DEBIAN_REDIS if self.tls else redis_server_binary()
+        self.proc = subprocess.Popen([binary] + self.args(self),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
 
     def client(self, **kw):
+        if self.tls:
+            kw.update(ssl=True, ssl_ca_certs=self.tls[0])
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kw)
 
     def alive(self):
@@ -53,11 +58,20 @@ class Process:
             self.proc.wait(10)
 
 
+def _tls_lines(node):
+    """The directives of a TLS-only server (its port the TLS port), replication over TLS too."""
+    ca, cert, key = node.tls
+    return ["port 0", "tls-port %d" % node.port, "tls-cert-file %s" % cert, "tls-key-file %s" % key,
+            "tls-ca-cert-file %s" % ca, "tls-auth-clients no", "tls-replication yes"]
+
+
 def _data_args(replica_of=None, extra=()):
     def args(node):
         found = ["--port", str(node.port), "--bind", "127.0.0.1", "--dir", node.dir, "--save", "",
                  "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
                  "--logfile", os.path.join(node.dir, "redis.log")] + list(extra)
+        if node.tls:
+            found += [word for line in _tls_lines(node) for word in ["--" + line.split()[0]] + line.split()[1:]]
         if replica_of:
             found += ["--replicaof", "127.0.0.1", str(replica_of.port)]
         return found
@@ -73,6 +87,8 @@ def _sentinel_args(master, auth=None):
                  "sentinel down-after-milliseconds %s %d" % (SERVICE, DOWN_AFTER_MS),
                  "sentinel failover-timeout %s 10000" % SERVICE,
                  "sentinel parallel-syncs %s 1" % SERVICE]
+        if node.tls:
+            lines = _tls_lines(node) + lines[1:]
         if auth:
             lines += ["sentinel auth-user %s %s" % (SERVICE, auth[0]),
                       "sentinel auth-pass %s %s" % (SERVICE, auth[1])]
@@ -86,25 +102,28 @@ class SentinelSet:
     """A master, a replica and three sentinels watching them as service ``mymaster``.
 
     `auth` (user, password): the data nodes' default user gets that password
-    and the sentinels and the replica log in with it."""
+    and the sentinels and the replica log in with it.  `tls`: every process is
+    Debian's redis-server speaking only TLS with a certificate signed by a CA made
+    here (``self.ca``); the URL is then rediss+sentinel://."""
 
-    def __init__(self, auth=None):
+    def __init__(self, auth=None, tls=False):
         self.root = tempfile.mkdtemp(prefix="ms-sentinel-")
         self.auth = auth
+        files = make_ca_and_server_cert(self.root) if tls else None
+        self.ca = files[0] if files else None
         extra = []
         if auth:
             extra = ["--requirepass", auth[1], "--masterauth", auth[1]]
-        self.master = Process(os.path.join(self.root, "master"), _data_args(extra=extra))
-        self.replica = Process(os.path.join(self.root, "replica"), None)
-        self.replica.args = _data_args(self.master, extra)
-        self.sentinels = [Process(os.path.join(self.root, "sentinel%d" % i), _sentinel_args(self.master, auth))
-                          for i in range(3)]
+        self.master = Process(os.path.join(self.root, "master"), _data_args(extra=extra), files)
+        self.replica = Process(os.path.join(self.root, "replica"), _data_args(self.master, extra), files)
+        self.sentinels = [Process(os.path.join(self.root, "sentinel%d" % i), _sentinel_args(self.master, auth),
+                                  files) for i in range(3)]
 
     @property
     def url(self):
         userinfo = "%s:%s@" % self.auth if self.auth else ""
-        return "redis+sentinel://%s%s/%s" % (userinfo, ",".join("127.0.0.1:%d" % s.port for s in self.sentinels),
-                                             SERVICE)
+        return "%s://%s%s/%s" % ("rediss+sentinel" if self.ca else "redis+sentinel", userinfo,
+                                 ",".join("127.0.0.1:%d" % s.port for s in self.sentinels), SERVICE)
 
     def start(self):
         try:

@@ -129,7 +129,7 @@ def test_bad_sentinel_urls_are_one_line_exit_2(tmp_path, sentinel_url):
     assert "HOST:PORT" in line
     unknown = sentinel_url.rsplit("/", 1)[0] + "/nosuch"
     line = one_line_exit_2(microspider("stat", "x", "--redis", unknown, cwd=tmp_path))
-    assert "no sentinel answers for service 'nosuch'" in line
+    assert "the sentinels know no live master of service 'nosuch'" in line
 
 
 # -- an ACL user on a plain server -----------------------------------------------------------
@@ -197,3 +197,22 @@ def test_rediss_with_a_private_ca_crawls_and_a_failed_handshake_is_one_line_exit
     assert json.loads(stat.stdout)["items"] == 30
     line = one_line_exit_2(microspider("stat", "pages", *conn(tls_redis.url, tmp_path), cwd=tmp_path))
     assert "certificate verify failed" in line
+
+
+def test_rediss_sentinel_with_a_private_ca_runs_and_stats(tmp_path):
+    """Sentinels, master and replica all speaking TLS only (Debian's redis-server)."""
+    found = SentinelSet(tls=True).start()
+    site = Site(lambda h, p, a: (200, {}, "<h1>x</h1>")).start()
+    try:
+        assert found.url.startswith("rediss+sentinel://")
+        path = write_spider(tmp_path, "pages.py", ONE_PAGE_SPIDER, url=site.url)
+        args = ["--redis-ca", found.ca, *conn(found.url, tmp_path)]
+        microspider("run", path, "-w", "2", "--idle", "0.3", *args, cwd=tmp_path, check=0)
+        assert len(items_of(tmp_path, "pages")) == 30
+        stat = microspider("stat", "--json", "pages", *args, cwd=tmp_path, check=0)
+        assert json.loads(stat.stdout)["items"] == 30
+        line = one_line_exit_2(microspider("stat", "pages", *conn(found.url, tmp_path), cwd=tmp_path))
+        assert "no sentinel answers" in line and "certificate verify failed" in line
+    finally:
+        site.stop()
+        found.stop()

@@ -82,9 +82,8 @@ class Redis:
             self.work.ping()
         except redis.RedisError as exc:
             text = (str(exc).splitlines() or [type(exc).__name__])[0]
-            if self.sentinel and "No master found" in text:
-                text = "no sentinel answers for service %r (unknown service, or no sentinel up)" \
-                    % parse_sentinel(self.url).service
+            if self.sentinel and text.startswith("No master found"):
+                text = _no_master(self.work, parse_sentinel(self.url).service)
             raise ConnectionFailed("Redis at %s does not answer: %s" % (mask(self.url), text)) from None
 
     @classmethod
@@ -106,7 +105,8 @@ class Redis:
         return node.name, self.work.get_redis_connection(node)
 
     def has_replica(self, name, client, now=None):
-        """Whether master `name` (a cluster node, or a Sentinel master's address) has a replica online (asked at most every REPLICA_CHECK_EVERY s)."""
+        """Whether master `name` (a cluster node, a Sentinel master's host:port) has a replica
+        online (asked at most every REPLICA_CHECK_EVERY s)."""
         now = time.monotonic() if now is None else now
         known = self._replicas.get(name)
         if known is None or now - known[1] > REPLICA_CHECK_EVERY:
@@ -128,6 +128,16 @@ class Redis:
     def close(self):
         for client in {id(c): c for c in (self.work, self.backlog, self.cache)}.values():
             client.close()
+
+
+def _no_master(client, service):
+    """Why the sentinels gave no master: the first sentinel's own error, else an unknown service."""
+    for sentinel in client.connection_pool.sentinel_manager.sentinels:
+        try:
+            sentinel.ping()
+        except redis.RedisError as exc:
+            return "no sentinel answers: %s" % (str(exc).splitlines() or [type(exc).__name__])[0]
+    return "the sentinels know no live master of service %r (a wrong name, or it is down)" % service
 
 
 def _is_cluster(url):

@@ -259,3 +259,4 @@ class Roles:
         self.work, self.backlog, self.cache = work, backlog or work, work
         self.single = backlog is None or backlog is work
         self.cluster = isinstance(work, RedisCluster)
+        self.sentinel = self.wait_replica = False     # the checker's writes need no replica
