@@ -26,7 +26,8 @@ what a batch acknowledges must still survive a failover: a run that saw its
 queue empty and ended cannot take back a seed the promoted replica never got.
 ``transaction()`` gives such a master's transactions a ``WAIT`` on their own
 connection after ``EXEC``; the replication stream is one ordered log, so that
-WAIT also covers every write this process made before (other dbs included).
+WAIT also covers every write the master took before it, from any connection and
+in any db (a take, a relay's move, the cache in another db).
 """
 import redis
 from redis.client import Pipeline
