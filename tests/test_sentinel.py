@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from microspider.connection import SentinelAddress, mask, normalize_redis_url, parse_sentinel
 from microspider.state import Redis
 from microspider.state.confirmed import NotReplicated, transaction
 from tests.crawl import microspider, write_spider
@@ -36,6 +37,19 @@ def one_line_exit_2(proc):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return lines[0]
+
+
+# -- the URL --------------------------------------------------------------------------
+def test_a_sentinel_url_names_sentinels_service_db_and_login():
+    found = parse_sentinel("rediss+sentinel://crawler:p%40ss@h1:26379, h2:26380/my-master/3")
+    assert found == SentinelAddress((("h1", 26379), ("h2", 26380)), "my-master", 3, "crawler", "p@ss", True)
+    assert parse_sentinel("redis+sentinel://h:1/m") == SentinelAddress((("h", 1),), "m")
+    assert normalize_redis_url(" redis+sentinel://h:1/m ") == "redis+sentinel://h:1/m"
+    assert mask("redis+sentinel://crawler:secret@h1:1,h2:2/m") == "redis+sentinel://crawler:***@h1:1,h2:2/m"
+    for bad in ("redis+sentinel://h:1", "redis+sentinel://h:1/", "redis+sentinel://h/m",
+                "redis+sentinel://h:1/m/x", "redis+sentinel://h:1/m/1/2"):
+        with pytest.raises(ValueError):
+            parse_sentinel(bad)
 
 
 # -- the failover ---------------------------------------------------------------------
