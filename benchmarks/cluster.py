@@ -178,24 +178,35 @@ def table(rep):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cluster", description=__doc__.split("\n")[0])
+def crawl_parser(prog, doc, out):
+    """The options every Redis-topology benchmark takes: --pages --concurrency --rounds --workers --out."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     parser.add_argument("--pages", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--send", action="store_true",
-                        help="one seed sent per page to a spider on another master")
-    parser.add_argument("--out", default=OUT)
-    args = parser.parse_args(argv)
-    rep = benchmark(args.pages, args.concurrency, args.rounds, args.workers, args.send)
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def save(rep, args, text, extra=""):
+    """Print the medians' table and write the report as JSON to args.out."""
     print()
     print("medians of %d rounds, %d pages, -w %d, --pool %d%s" % (
-        args.rounds, args.pages, args.workers, args.concurrency, ", one send per page" if args.send else ""))
-    print(table(rep))
+        args.rounds, args.pages, args.workers, args.concurrency, extra))
+    print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(rep, f, indent=1)
+
+
+def main(argv=None):
+    parser = crawl_parser("python -m benchmarks.cluster", __doc__, OUT)
+    parser.add_argument("--send", action="store_true",
+                        help="one seed sent per page to a spider on another master")
+    args = parser.parse_args(argv)
+    rep = benchmark(args.pages, args.concurrency, args.rounds, args.workers, args.send)
+    save(rep, args, table(rep), ", one send per page" if args.send else "")
     return 0
 
 

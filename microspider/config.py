@@ -12,7 +12,8 @@ import os
 from .errors import ConfigError
 
 CONFIG_FILE = "microspider.cfg"
-ENVIRONMENT = {"redis": "MICROSPIDER_REDIS", "mongo_uri": "MICROSPIDER_MONGO_URI"}
+ENVIRONMENT = {"redis": "MICROSPIDER_REDIS", "redis_ca": "MICROSPIDER_REDIS_CA",
+               "mongo_uri": "MICROSPIDER_MONGO_URI"}
 
 
 def _nonneg_int(text):
@@ -123,9 +124,12 @@ class Option:
 
 
 OPTIONS = [
-    Option("redis", _text, None, "Redis address: host:port, redis:// or rediss:// URL, or a "
-           "cluster's seed nodes redis://h1:7000,h2:7000 [default: 127.0.0.1:6379, else the "
+    Option("redis", _text, None, "Redis address: host:port, redis:// or rediss:// URL, a "
+           "cluster's seed nodes redis://h1:7000,h2:7000, or redis+sentinel://H:P,H:P/SERVICE; "
+           "USER:PASSWORD@ logs in with an ACL user [default: 127.0.0.1:6379, else the "
            "embedded one]", connection=True),
+    Option("redis_ca", _text, None, "CA file that signed the Redis server's TLS certificate "
+           "(rediss://, rediss+sentinel://)", connection=True),
     Option("work_queue", _db, 0, "db of the work queue", "-o", connection=True),
     Option("backlog_queue", _db, 0, "db of the backlog", "-b", connection=True),
     Option("cache_db", _db, 0, "db of the cache", "-c", connection=True),
@@ -155,8 +159,8 @@ OPTIONS = [
     Option("max_body", _pos_int, 10 * 1024 * 1024, "largest response body in bytes"),
     Option("parse_timeout", _pos_float, 60.0, "seconds a parse may run before it is a failure "
            "(ParseTimeout)"),
-    Option("no_wait_replica", _flag, False, "on a Redis Cluster, acknowledge a batch without "
-           "waiting for a replica to confirm its writes to other masters (faster; a master "
+    Option("no_wait_replica", _flag, False, "on a Redis Cluster or behind Sentinel, acknowledge "
+           "a batch without waiting for a replica to confirm its writes (faster; a master "
            "failover may then lose seeds sent to other spiders)"),
     Option("max_crashes", _pos_int, 3, "deliveries of a seed that killed or hung its worker "
            "before it is stored as WorkerCrashed"),

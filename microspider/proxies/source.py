@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import redis as redis_lib
 
+from ..connection import redis_client
 from ..errors import ProxyError
 
 SCHEMES = ("http", "https", "socks5", "socks5h")
@@ -175,14 +176,14 @@ def _open_source(source, client, log):
         if client is None:
             raise ProxyError("proxy source %s names a set on the run's Redis, but no Redis was given" % source)
         return _SetSource(client, key, source, log)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
         address, _, key = source.partition("#")
         shown = _mask(address)
         if not key:
             raise ProxyError("proxy source %s names no set: end it with #KEY, e.g. "
                              "redis://127.0.0.1:6379/0#proxies" % shown)
         try:
-            return _SetSource(redis_lib.Redis.from_url(address), key, "%s#%s" % (shown, key), log)
+            return _SetSource(redis_client(address), key, "%s#%s" % (shown, key), log)
         except ValueError as exc:
             raise ProxyError("proxy source %s: bad Redis URL: %s" % (shown, exc)) from None
     if scheme:

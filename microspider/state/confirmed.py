@@ -20,8 +20,17 @@ an outage); the whole batch is then written again: duplicates, never loss.
 The spider's own writes need no WAIT: they share one transaction with the
 acknowledgement, and a replica applies a master's stream in order, so a
 promoted replica has either both or neither.
+
+Behind Sentinel every key is on one master, so a batch is one transaction, but
+what a batch acknowledges must still survive a failover: a run that saw its
+queue empty and ended cannot take back a seed the promoted replica never got.
+``transaction()`` gives such a master's transactions a ``WAIT`` on their own
+connection after ``EXEC``; the replication stream is one ordered log, so that
+WAIT also covers every write the master took before it, from any connection and
+in any db (a take, a relay's move, the cache in another db).
 """
 import redis
+from redis.client import Pipeline
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from .connection import UNAVAILABLE, WAIT_TIMEOUT_MS
@@ -90,3 +99,40 @@ class ConfirmedWrites:
             self.redis.refresh()
         except UNAVAILABLE:
             pass                     # the caller's back-off retries; the map is re-read then
+
+
+def transaction(roles, client):
+    """A MULTI/EXEC pipeline on `client`; behind Sentinel (unless --no-wait-replica) its EXEC
+    is confirmed by a replica before ``execute()`` returns."""
+    if roles.sentinel and roles.wait_replica:
+        return ReplicatedTransaction(roles, client)
+    return client.pipeline(transaction=True)
+
+
+class ReplicatedTransaction(Pipeline):
+    """A transaction that, on a master with a replica online, sends ``WAIT 1`` on its connection.
+
+    ``execute()`` raises NotReplicated when the WAIT saw no replica: the caller
+    backs off and writes the batch again (duplicates, never loss)."""
+
+    def __init__(self, roles, client):
+        super().__init__(client.connection_pool, client.response_callbacks, True, None)
+        self.roles, self.client, self.unconfirmed = roles, client, None
+
+    def _execute_transaction(self, connection, commands, raise_on_error):
+        results = super()._execute_transaction(connection, commands, raise_on_error)
+        master = "%s:%s" % (connection.host, connection.port)
+        self.unconfirmed = None
+        if self.roles.has_replica(master, self.client):
+            connection.send_command("WAIT", 1, WAIT_TIMEOUT_MS)
+            if self.parse_response(connection, "WAIT") < 1:
+                self.unconfirmed = master    # raised by execute(), outside redis-py's retries
+        return results
+
+    def execute(self, raise_on_error=True):
+        results = super().execute(raise_on_error)
+        if self.unconfirmed:
+            self.roles.forget_replicas(self.unconfirmed)
+            raise NotReplicated("no replica of %s confirmed the writes within %d ms"
+                                % (self.unconfirmed, WAIT_TIMEOUT_MS))
+        return results

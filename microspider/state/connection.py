@@ -4,6 +4,9 @@ Roles on the same db share one client, so their commands can share one pipeline.
 On a Redis Cluster (detected: ``INFO cluster`` says ``cluster_enabled:1``, or
 several seed nodes were given) the three roles are one ``RedisCluster`` client;
 a spider's keys share one hash tag, so they live on one slot of one master.
+Behind Sentinel (``redis+sentinel://``) each role is a client of the service's
+master that re-asks the sentinels on every new connection; ``sentinel`` tells
+the gateway to have its transactions confirmed by a replica (``confirmed.py``).
 ``UNAVAILABLE`` lists the errors that mean "Redis cannot answer right now"
 (a server down, a failover in progress): callers back off and retry on them.
 """
@@ -16,7 +19,7 @@ from redis.exceptions import (AskError, BusyLoadingError, ClusterError, RedisClu
                               SlotNotCoveredError, TryAgainError)
 
 from ..backoff import Backoff
-from ..connection import mask, seed_urls
+from ..connection import is_sentinel, mask, parse_sentinel, redis_client, seed_urls
 from ..errors import ConfigError, ConnectionFailed
 
 
@@ -43,11 +46,15 @@ class Redis:
     """
 
     def __init__(self, url, work_db=0, backlog_db=0, cache_db=0, check=True, cluster=None,
-                 wait_replica=True):
+                 wait_replica=True, ca=None):
         self.url = url
         self.wait_replica = wait_replica
-        seeds = seed_urls(url)
-        if cluster is None:
+        self.sentinel = is_sentinel(url)
+        self._replicas = {}
+        seeds = seed_urls(url) if not self.sentinel else [url]
+        if self.sentinel:
+            cluster = False
+        elif cluster is None:
             cluster = len(seeds) > 1 or _is_cluster(seeds[0])
         self.cluster = cluster
         if cluster:
@@ -61,19 +68,24 @@ class Redis:
             client = _cluster_client(seeds, patient=not check)
             self.work = self.backlog = self.cache = client
             self.single = True
-            self._replicas = {}
             return
         clients = {}
         for role, db in (("work", work_db), ("backlog", backlog_db), ("cache", cache_db)):
             if db not in clients:
-                clients[db] = redis.Redis.from_url(url, db=db, health_check_interval=30, **SOCKET)
+                clients[db] = redis_client(url, db, ca, health_check_interval=30, **SOCKET)
             setattr(self, role, clients[db])
         self.single = len(clients) == 1
         if check:
-            try:
-                self.work.ping()
-            except redis.RedisError as exc:
-                raise ConnectionFailed("Redis at %s does not answer: %s" % (mask(url), exc)) from None
+            self._check()
+
+    def _check(self):
+        try:
+            self.work.ping()
+        except redis.RedisError as exc:
+            text = (str(exc).splitlines() or [type(exc).__name__])[0]
+            if self.sentinel and text.startswith("No master found"):
+                text = _no_master(self.work, parse_sentinel(self.url).service)
+            raise ConnectionFailed("Redis at %s does not answer: %s" % (mask(self.url), text)) from None
 
     @classmethod
     def from_settings(cls, settings, url=None, check=True, cluster=None):
@@ -84,7 +96,8 @@ class Redis:
         dbs = [getattr(settings, o) if o in settings.configured else base
                for o in ("work_queue", "backlog_queue", "cache_db")]
         return cls(url, *dbs, check=check, cluster=cluster,
-                   wait_replica=not getattr(settings, "no_wait_replica", False))
+                   wait_replica=not getattr(settings, "no_wait_replica", False),
+                   ca=getattr(settings, "redis_ca", None))
 
     # -- cluster nodes ------------------------------------------------------------------
     def master_of(self, key):
@@ -93,7 +106,8 @@ class Redis:
         return node.name, self.work.get_redis_connection(node)
 
     def has_replica(self, name, client, now=None):
-        """Whether master `name` has a replica online (asked at most every REPLICA_CHECK_EVERY s)."""
+        """Whether master `name` (a cluster node, a Sentinel master's host:port) has a replica
+        online (asked at most every REPLICA_CHECK_EVERY s)."""
         now = time.monotonic() if now is None else now
         known = self._replicas.get(name)
         if known is None or now - known[1] > REPLICA_CHECK_EVERY:
@@ -115,6 +129,16 @@ class Redis:
     def close(self):
         for client in {id(c): c for c in (self.work, self.backlog, self.cache)}.values():
             client.close()
+
+
+def _no_master(client, service):
+    """Why the sentinels gave no master: the first sentinel's own error, else an unknown service."""
+    for sentinel in client.connection_pool.sentinel_manager.sentinels:
+        try:
+            sentinel.ping()
+        except redis.RedisError as exc:
+            return "no sentinel answers: %s" % (str(exc).splitlines() or [type(exc).__name__])[0]
+    return "the sentinels know no live master of service %r (a wrong name, or it is down)" % service
 
 
 def _is_cluster(url):
@@ -161,6 +185,8 @@ def _without_db(url):
 
 
 def _url_db(url):
+    if is_sentinel(url):
+        return parse_sentinel(url).db
     parts = urlsplit(seed_urls(url)[0]) if "," in url else urlsplit(url)
     if parts.scheme == "unix":
         match = re.search(r"[?&]db=(\d+)", url)

@@ -20,7 +20,7 @@ from . import keys
 from .backlog import Backlog
 from .cache import Cache
 from .chunking import by_index
-from .confirmed import ConfirmedWrites
+from .confirmed import ConfirmedWrites, transaction
 from .locks import Lock
 from .ratelimit import HostRateLimiter, RateLimiter
 from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
@@ -207,7 +207,7 @@ class SpiderState:
             writes.rpush(key, *raws)
             writes.execute()
         else:
-            self.client.rpush(key, *raws)
+            transaction(self.redis, self.client).rpush(key, *raws).execute()
 
     def push_start(self, sends, force=False, now=None):
         """Push start seeds [(target, seed)] and record the links and the time.
@@ -236,7 +236,7 @@ class SpiderState:
             self.push_raw(raws.get(self.name, []))
             self.client.hset(keys.meta(self.name), "start_pushed", stamp)
             return
-        pipe = self.client.pipeline(transaction=True)
+        pipe = transaction(self.redis, self.client)
         for target, batch in raws.items():
             pipe.rpush(keys.work(target), *batch)
         self.link_to(others, pipe)
@@ -322,8 +322,12 @@ class SpiderState:
         own.execute()
 
     def _write_first(self, outcome, now):
-        """On one server: run the writes to other dbs; return the MULTI of the work db, filled."""
-        own = self.client.pipeline(transaction=True)
+        """On one server: run the writes to other dbs; return the MULTI of the work db, filled.
+
+        Behind Sentinel that MULTI is confirmed by a replica (``WAIT``) before it
+        counts as written; its WAIT covers the earlier writes of the master too.
+        """
+        own = transaction(self.redis, self.client)
         shared = self.redis.single
         other = {}
 

@@ -21,37 +21,13 @@ def failover(suite, trials):
             for i in range(trials)]
 
 
-class ClusterServer:
-    """A fresh cluster in the place of CtripTrial's private Redis server."""
-
-    def __init__(self):
-        self.cluster = Cluster()
-
-    @property
-    def url(self):
-        return self.cluster.url
-
-    def start(self):
-        self.cluster.start()
-        return self
-
-    def kill(self):
-        self.cluster.stop()
-
-
-class ClusterTrial(CtripTrial):
-    def __init__(self, suite, kind, result, **kw):
-        super().__init__(suite, kind, result, **kw)
-        self.server = ClusterServer()
-
-
 def _failover(suite, result):
     rng = suite.rng
-    with ClusterTrial(suite, "cluster", result) as t:
+    with CtripTrial(suite, "cluster", result, servers=Cluster()) as t:
         t.start()
         _random_moment(suite, t.crawl, rng)
         name = rng.choice([n for n, _ in CTRIP_SPIDERS])
-        cluster = t.server.cluster
+        cluster = t.server.servers
         old = cluster.master_of(keys.work(name))
         killed = time.monotonic()
         new = cluster.failover(keys.work(name))

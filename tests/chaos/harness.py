@@ -237,7 +237,12 @@ class ChaosRedis(RedisServer):
 
 
 def client_for(url):
-    """A plain client of the Redis at `url`: a cluster client for a comma-separated seed list."""
+    """A plain client of the Redis at `url`: a cluster client for a comma-separated seed list,
+    a client of the master for redis+sentinel://."""
+    from microspider.connection import is_sentinel, redis_client
+
+    if is_sentinel(url):
+        return redis_client(url, socket_timeout=10)
     if "," in url:
         from tests.cluster import cluster_client
 
@@ -254,3 +259,4 @@ class Roles:
         self.work, self.backlog, self.cache = work, backlog or work, work
         self.single = backlog is None or backlog is work
         self.cluster = isinstance(work, RedisCluster)
+        self.sentinel = self.wait_replica = False     # the checker's writes need no replica

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from tests.chaos import cluster, crawls, faults, scale
+from tests.chaos import cluster, crawls, faults, scale, sentinel
 from tests.chaos.trial import Suite
 
 # name: (function(suite, trials), full trials, quick trials, what it does)
@@ -27,6 +27,7 @@ KINDS = {
     "scale": (scale.relay_scale, 2, 2, "100,000 backlog seeds relayed by 4 processes at once"),
     "poison": (crawls.poison, 5, 1, "pages whose parse exits, segfaults or never returns"),
     "cluster": (cluster.failover, 5, 1, "kill -9 of a Redis Cluster master mid-crawl (replica promoted)"),
+    "sentinel": (sentinel.failover, 5, 1, "kill -9 of the master behind Sentinel mid-crawl (replica promoted)"),
 }
 QUICK = ("kill9", "signals", "network", "baddata", "scale", "poison")
 

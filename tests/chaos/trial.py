@@ -81,17 +81,42 @@ def run_trial(suite, kind, name, body):
     return result
 
 
+class ServerSet:
+    """Several servers (a cluster, a Sentinel set) in the place of the trial's private Redis."""
+
+    def __init__(self, servers):
+        self.servers = servers
+
+    @property
+    def url(self):
+        return self.servers.url
+
+    def start(self):
+        self.servers.start()
+        return self
+
+    def kill(self):
+        self.servers.stop()
+
+
 class CtripTrial:
-    """A crawl of the Ctrip-like site around one fault; use as a context manager."""
+    """A crawl of the Ctrip-like site around one fault; use as a context manager.
+
+    `servers` (a tests.cluster.Cluster, a tests.sentinel.SentinelSet) replaces the
+    private redis-server; ``self.server.servers`` is it then."""
 
     WORKERS = {"chaos_city": 1, "chaos_hotel": 1, "chaos_info": 2}
 
-    def __init__(self, suite, kind, result, fsync="everysec", fault_rate=0.15, slow=0.5, hotels=None):
+    def __init__(self, suite, kind, result, fsync="everysec", fault_rate=0.15, slow=0.5, hotels=None,
+                 servers=None):
         self.suite, self.result = suite, result
         self.folder = suite.folder(kind)
         self.procs = Processes(self.folder)
-        self.server = ChaosRedis(suite.redis_port, os.path.join(self.folder, "redis"), fsync=fsync)
-        os.makedirs(self.server.dir)
+        if servers is not None:
+            self.server = ServerSet(servers)
+        else:
+            self.server = ChaosRedis(suite.redis_port, os.path.join(self.folder, "redis"), fsync=fsync)
+            os.makedirs(self.server.dir)
         self.site = CountingSite(hotels=hotels or suite.hotels, seed=suite.seed + suite._count,
                                  fault_rate=fault_rate, slow=slow)
         self.store_path = os.path.join(self.folder, "store.sqlite3")
