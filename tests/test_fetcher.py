@@ -194,6 +194,7 @@ def test_the_transport_package_imports_nothing_above_it():
 
     code = ("import sys, microspider.transport.fetcher, "
             "microspider.transport.curl_fetcher, microspider.transport.response, "
+            "microspider.transport.impersonate, microspider.transport.browser, "
             "microspider.proxies.check\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
             "(['microspider', 'crawl'], ['microspider', 'ops'], ['microspider', 'cli'], "

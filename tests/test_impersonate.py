@@ -75,6 +75,7 @@ def test_through_a_real_connect_proxy(waf, fetcher):
         f = fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0)
         response = f.fetch(Seed(waf.url + "/proxied"))
         assert response.status_code == 200 and response.json()["family"] == "chrome"
+        assert response.json()["protocol"] == "HTTP/2"     # ALPN through the tunnel
         assert proxy.hits >= 1
     finally:
         proxy.stop()
