@@ -147,13 +147,15 @@ class Seed:
         parts = urlsplit(self.url)
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower()
-        if parts.port and parts.port != DEFAULT_PORTS.get(scheme):
-            host = "%s:%d" % (host, parts.port)
-        if parts.username or parts.password:
+        port = parts.port   # each read of a SplitResult property parses the netloc again
+        if port and port != DEFAULT_PORTS.get(scheme):
+            host = "%s:%d" % (host, port)
+        if "@" in parts.netloc and (parts.username or parts.password):
             host = "%s@%s" % (parts.netloc.rsplit("@", 1)[0], host)
-        params = parse_qsl(parts.query, keep_blank_values=True)
+        params = parse_qsl(parts.query, keep_blank_values=True) if parts.query else []
         params.extend(_query_items(self.query))
-        return urlunsplit((scheme, host, parts.path or "/", urlencode(sorted(params)), ""))
+        query = urlencode(sorted(params)) if params else ""
+        return urlunsplit((scheme, host, parts.path or "/", query, ""))
 
     def request_url(self):
         """The URL to fetch: the seed URL with `query` appended (order kept)."""
