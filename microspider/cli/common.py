@@ -86,6 +86,8 @@ def option(opt, short=True, **extra):
 
 
 def metavar(opt):
+    if opt.name == "redis_ca":
+        return "FILE"
     return {"_db": "DB", "_nonneg_int": "N", "_pos_int": "N", "_relay_mode": "0|1|2",
             "_fetcher": "curl|urllib3|impersonate", "_duration": "DURATION",
             "_recrawl": "DURATION", "_profile": "PROFILE"}.get(
