@@ -134,11 +134,11 @@ class Browser:
         os.chmod(path, 0o700)
         return path
 
-    def open_tab(self, media=False):
+    def open_tab(self, **options):
         """A new Tab in a browser context of its own (FetchError if the browser is gone)."""
         from .tabs import Tab
 
-        tab = Tab(self, media)
+        tab = Tab(self, **options)
         self.tabs.append(tab)
         return tab
 

@@ -36,7 +36,8 @@ class RenderFetcher(Fetcher):
             launch = functools.partial(Browser, browser, find_driver(browser),
                                        timeout=settings.timeout)
         self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
-                                settings.render_tabs, bool(getattr(spider, "render_media", False)))
+                                settings.render_tabs, verify=bool(spider.verify),
+                                media=bool(getattr(spider, "render_media", False)))
         self.turns = threading.BoundedSemaphore(settings.render_pages)
         self.page_timeout = settings.timeout
         self.wait = getattr(spider, "render_wait", None)

@@ -19,12 +19,12 @@ from ..errors import FetchError
 class BrowserPool:
     """Lends tabs: ``acquire(proxy)`` -> Tab (``tab.browser`` is its Browser), ``release(tab)``."""
 
-    def __init__(self, launch, pages=16, recycle=200, tabs=8, media=False):
+    def __init__(self, launch, pages=16, recycle=200, tabs=8, **tab_options):
         self.launch = launch          # proxy URL or None -> a new Browser
         self.pages = pages
         self.recycle = recycle
         self.tabs = tabs
-        self.media = media            # load images, fonts and media
+        self.tab_options = tab_options   # for Tab: media, verify
         self.slots = threading.BoundedSemaphore(pages)
         self.lock = threading.RLock()   # opening a tab yields; two callers must not race for room
         self.live = []                # browsers, oldest first
@@ -63,7 +63,7 @@ class BrowserPool:
             browser = self.launch(proxy)
             self.live.append(browser)
         try:
-            return browser.open_tab(self.media)
+            return browser.open_tab(**self.tab_options)
         except FetchError:
             self._kill(browser)
             raise

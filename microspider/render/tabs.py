@@ -29,7 +29,7 @@ SELECTOR_POLL = 0.05   # seconds between looks for render_wait's selector
 class Tab:
     """One page target in its own browser context; renders one page at a time."""
 
-    def __init__(self, browser, media=False):
+    def __init__(self, browser, media=False, verify=True):
         self.browser = browser
         self.cdp = browser.cdp
         self.context = self.cdp.send("Target.createBrowserContext",
@@ -45,6 +45,8 @@ class Tab:
         self.cdp.listen(self.session, self._event)
         self.send("Page.enable")
         self.send("Network.enable")
+        if not verify:   # the spider's verify = False: any certificate, as for every fetcher
+            self.send("Security.setIgnoreCertificateErrors", {"ignore": True})
         if not media:
             self.send("Fetch.enable", {"patterns": [{"resourceType": kind, "requestStage": "Request"}
                                                     for kind in BLOCKED_TYPES]})
@@ -97,12 +99,15 @@ class Tab:
             self.events = Events((), self.target)
             self.settle = Settle(time.monotonic())
         try:
-            self.send("Page.navigate", {"url": url}, timeout=max(0.1, deadline - time.monotonic()))
+            answer = self.send("Page.navigate", {"url": url},
+                               timeout=max(0.1, deadline - time.monotonic()))
         except BrowserGone:
             if self.cdp.gone:
                 raise
             self._check_alive()   # a browser that answers is fine: the site is slow
             raise FetchError("%s: no answer within --timeout" % url) from None
+        if answer.get("errorText"):   # refused, DNS, certificate...: the browser is fine
+            raise FetchError("%s: %s" % (url, answer["errorText"]))
 
     def _check_alive(self):
         self.cdp.send("Target.getTargets", timeout=min(self.cdp.timeout, 5.0))
