@@ -29,7 +29,10 @@ DRIVER_NAME = "chromedriver"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
-         "--window-size=1280,1024")
+         "--window-size=1280,1024",
+         # a crawler never goes back: no back/forward cache, no new document host or browsing
+         # instance per navigation (measured: about a quarter less browser CPU per page)
+         "--disable-features=BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance")
 PR_SET_PDEATHSIG = 1
 # started by chromedriver in place of the browser: die with chromedriver, then become the browser
 LAUNCHER = """#!%(python)s -S
