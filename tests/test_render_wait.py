@@ -205,3 +205,17 @@ def test_a_crawl_without_render_wait_parses_every_late_page(tmp_path, redis_url,
     assert items == {url: ("Item %s" % url.rsplit("/", 1)[1], price(int(url.rsplit("/", 1)[1])))
                      for url in urls}
     assert not list(store.iter_failures())
+
+
+def test_a_document_that_never_answers_is_a_failed_attempt_and_keeps_the_browser(site):
+    f = fetcher(timeout=1, retry=0)
+    try:
+        f.fetch(Seed(site.url + "/item/0"))
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="no answer within --timeout"):
+            f.fetch(Seed(site.url + "/slow/1"))        # the document takes 1.5 s
+        assert time.monotonic() - started < 4
+        assert item(f.fetch(Seed(site.url + "/item/2"))) == ("Item 2", price(2))
+        assert f.pool.started == 1
+    finally:
+        f.close()

@@ -1,14 +1,15 @@
-"""The render fetcher: Fetcher's retries, proxies, bans and rate limits, with a browser per attempt.
+"""The render fetcher: Fetcher's retries, proxies, bans and rate limits, with a browser tab per attempt.
 
 Only ``_request`` differs from the plain fetcher, so everything around one
 fetch (each attempt through another proxy, ``spider.is_banned``, RETRYABLE
 statuses, rate limiters, proxy health reports, ``retries`` for the stats) is
-the same code.  An attempt borrows a browser bound to the attempt's proxy from
-the process's pool, navigates, waits, and reads the page; a browser that
-crashed, hung past ``--timeout`` or was interrupted is killed and replaced, and
-the attempt counts as a failed fetch.
+the same code.  An attempt borrows a tab of a browser bound to the attempt's
+proxy from the process's pool and renders the page in it (``tabs.render_page``:
+navigate, wait as ``render.wait`` says or as the spider's ``render_wait`` asks,
+read); a browser that crashed, hung past ``--timeout`` or was interrupted is
+killed and replaced, and the attempt counts as a failed fetch.
 
-Browser calls are HTTP requests to chromedriver; in a worker (gevent-patched)
+Browser calls are DevTools messages on a socket; in a worker (gevent-patched)
 they yield to the event loop while the browser works, so the flusher and the
 heartbeat keep running.  No gevent import here either.
 """

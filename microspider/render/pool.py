@@ -19,7 +19,7 @@ from ..errors import FetchError
 class BrowserPool:
     """Lends tabs: ``acquire(proxy)`` -> Tab (``tab.browser`` is its Browser), ``release(tab)``."""
 
-    def __init__(self, launch, pages=16, recycle=200, tabs=8, **tab_options):
+    def __init__(self, launch, pages=8, recycle=200, tabs=8, **tab_options):
         self.launch = launch          # proxy URL or None -> a new Browser
         self.pages = pages
         self.recycle = recycle
