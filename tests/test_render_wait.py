@@ -219,3 +219,18 @@ def test_a_document_that_never_answers_is_a_failed_attempt_and_keeps_the_browser
         assert f.pool.started == 1
     finally:
         f.close()
+
+
+def test_each_tab_has_its_own_cookie_jar_which_another_tab_cannot_clear(site, plain):
+    plain.fetch(Seed(site.url + "/item/0"))      # a browser for the two tabs below
+    browser = plain.pool.browsers()[0]
+    mine, other = browser.open_tab(), browser.open_tab()
+    try:
+        here = {"urls": ["http://127.0.0.1:9/"]}
+        mine.send("Network.setCookie", {"name": "x", "value": "1", "url": "http://127.0.0.1:9/"})
+        assert other.send("Network.getCookies", here)["cookies"] == []
+        other.send("Network.clearBrowserCookies")
+        assert [c["name"] for c in mine.send("Network.getCookies", here)["cookies"]] == ["x"]
+    finally:
+        browser.close_tab(mine)
+        browser.close_tab(other)
