@@ -39,10 +39,16 @@ def fetcher(spider=Plain, **options):
 
 
 @pytest.fixture(scope="module")
-def plain():
-    f = fetcher()
+def plain(site):
+    f = warm(fetcher(), site)
     yield f
     f.close()
+
+
+def warm(f, site):
+    """``f`` with its browser started, so that timings below measure pages, not start-up."""
+    f.fetch(Seed(site.url + "/item/0"))
+    return f
 
 
 def timed(f, url):
@@ -85,25 +91,25 @@ def test_settle_does_not_count_streams_and_stops_counting_long_requests():
 def test_without_render_wait_a_fetch_that_answers_late_is_in_the_dom(site, plain, delay_ms):
     response, took = timed(plain, site.url + "/late/%d/4" % delay_ms)
     assert item(response) == ("Item 4", price(4))
-    assert took >= delay_ms / 1000.0 + QUIET - 0.05 and took < 5
+    assert delay_ms / 1000.0 + QUIET - 0.05 <= took < 10      # 10: --timeout, the cap
 
 
 def test_a_fetch_that_never_ends_is_read_at_the_timeout_not_hung(site):
-    f = fetcher(timeout=3)
+    f = warm(fetcher(timeout=3), site)
     try:
         response, took = timed(f, site.url + "/late/200/5/never")
     finally:
         f.close()
     assert item(response) == ("Item 5", price(5))
-    assert 3 - 0.05 <= took < 6
+    assert 3 - 0.05 <= took < 7      # the cap, plus reading the page on a busy machine
 
 
 def test_a_long_request_stops_holding_the_page_and_a_stream_never_does(site, plain):
     response, took = timed(plain, site.url + "/late/200/6/never")   # --timeout 10 > LONG
     assert item(response) == ("Item 6", price(6))
-    assert LONG <= took < LONG + 3
+    assert LONG <= took < 10                           # released before the cap
     response, took = timed(plain, site.url + "/late/200/7/stream")
-    assert item(response) == ("Item 7", price(7)) and took < 3
+    assert item(response) == ("Item 7", price(7)) and took < LONG   # the stream never counted
 
 
 def test_the_request_headers_are_the_headers_sent(site, plain):
@@ -142,13 +148,16 @@ def test_images_are_not_loaded_unless_the_spider_asks(site, plain):
 
 def test_pages_render_side_by_side_in_tabs_of_one_browser(site):
     f = fetcher(render_pages=4, render_tabs=4)
-    results = {}
+    results, durations = {}, []
 
     def one(n):
+        started = time.monotonic()
         results[n] = item(f.fetch(Seed(site.url + "/late/1000/%d" % n)))
+        durations.append(time.monotonic() - started)
     try:
         # the browser starts in this thread: PR_SET_PDEATHSIG ties it to the thread that started it
         one(4)
+        del durations[:]
         started = time.monotonic()
         threads = [threading.Thread(target=one, args=(n,)) for n in range(4)]
         for t in threads:
@@ -160,7 +169,8 @@ def test_pages_render_side_by_side_in_tabs_of_one_browser(site):
     finally:
         f.close()
     assert results == {n: ("Item %d" % n, price(n)) for n in range(5)}
-    assert took < 4 * (1.0 + QUIET)   # one after another would take 6 s and more
+    # side by side, the four pages' times overlap; one after another, they would add up
+    assert len(durations) == 4 and took < 0.6 * sum(durations), (took, durations)
 
 
 def test_verify_false_accepts_any_certificate_in_the_browser(tls_site):
