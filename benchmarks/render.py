@@ -13,7 +13,8 @@ Rows, all on the same pages and the same server:
   event, then 0.5 s without a request in flight);
 - ``render-old`` (with ``--old REV``): the same rows run by revision REV of
   microspider, exported with ``git archive`` into a temporary folder and run
-  in a child process (``render_pages=B`` browsers, its own wait).
+  in a child process (``render_pages=B`` browsers, its own wait); old and new
+  rows alternate, so that both see about the same machine load.
 
 Each page is parsed as the plain benchmark does.  After the timed part the
 memory of the browser processes (chromedriver excluded) is read from /proc
@@ -177,10 +178,14 @@ def main(argv=None):
         base = "http://127.0.0.1:%d" % port
         wait_until(lambda: _answers(base), timeout=10, message="the page server")
         rows = [plain_row(page_urls(base, total)[:args.plain_pages])]
-        if args.old:
-            rows += old_rows(args.old, base, args.pages, args.browsers)
-        for tabs in (int(t) for t in args.tabs.split(",")):
-            rows.append(render_row(page_urls(base, total)[:args.pages], tabs, args.per_browser))
+        olds = args.browsers.split(",") if args.old else []
+        tabs = [int(t) for t in args.tabs.split(",")]
+        for i in range(max(len(olds), len(tabs))):   # alternate: both see the same load
+            if i < len(olds):
+                rows += old_rows(args.old, base, args.pages, olds[i])
+            if i < len(tabs):
+                rows.append(render_row(page_urls(base, total)[:args.pages], tabs[i],
+                                       args.per_browser))
     finally:
         server.terminate()
         server.wait()
