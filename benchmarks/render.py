@@ -1,21 +1,35 @@
-"""Rendered pages per second and browser memory, next to the plain fetcher on the same pages.
+"""Rendered pages per second and browser memory per tab, before and after, in one run.
 
-``python -m benchmarks.render [--pages 300] [--plain-pages 3000] [--browsers 1,2,4]``
+``python -m benchmarks.render [--pages 300] [--tabs 8,16,32] [--per-browser 8]
+[--old REV --browsers 1,2,4] [--plain-pages 3000]``
 
 One process, gevent-patched like a worker.  The site is ``benchmarks.site``
 (static 8-12 KB pages) served by ``benchmarks.pyserver`` in its own process.
-For each browser count B: a RenderFetcher with ``render_pages=B`` fetches the
-pages with 2*B greenlets, each page parsed as the plain benchmark does; after
-the timed part, the memory of the browser processes (chromedriver excluded) is
-read from /proc while they are alive: RSS summed (counts shared pages once per
-process, so it overstates) and PSS summed (shares split; the fairer figure).
-The plain row is microspider's Fetcher with 64 greenlets on the same site.
-Browser start-up is inside the timed part (B starts per run).
+Rows, all on the same pages and the same server:
+
+- ``plain``: microspider's Fetcher with 64 greenlets;
+- ``render`` (this checkout): a RenderFetcher with ``render_pages=T`` (tabs in
+  flight), ``render_tabs`` per browser, 2*T greenlets, the default wait (load
+  event, then 0.5 s without a request in flight);
+- ``render-old`` (with ``--old REV``): the same rows run by revision REV of
+  microspider, exported with ``git archive`` into a temporary folder and run
+  in a child process (``render_pages=B`` browsers, its own wait); old and new
+  rows alternate, so that both see about the same machine load.
+
+Each page is parsed as the plain benchmark does.  After the timed part the
+memory of the browser processes (chromedriver excluded) is read from /proc
+while they are alive: RSS summed (counts shared pages once per process, so it
+overstates) and PSS summed (shares split; the fairer figure), per tab (or per
+browser for the old rows, which have one tab each).  Browser start-up is inside
+the timed part.
 """
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from gevent import monkey
@@ -29,6 +43,8 @@ from benchmarks.site import page_urls  # noqa: E402
 from microspider import Seed, Spider  # noqa: E402
 from microspider.config import resolve  # noqa: E402
 from microspider.transport import make_fetcher  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Bench(Spider):
@@ -62,22 +78,47 @@ def memory_kb(pids):
     return rss, pss
 
 
-def render_row(urls, browsers):
-    from microspider.transport.browser import RenderFetcher
+def cpu_seconds(pids):
+    """User + system CPU time the processes used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
 
-    settings = resolve({"render": True, "render_pages": browsers, "timeout": 30}, Bench)
-    fetcher = RenderFetcher(Bench(), settings)
+
+def render_row(urls, pages, per_browser=None):
+    """One render row; ``per_browser`` None: the old revision (one browser per page)."""
     try:
-        rate, elapsed = crawl(fetcher, urls, 2 * browsers)
-        pids = [p for b in fetcher.pool.browsers() for p in b.browser_pids()]
+        from microspider.transport.browser import RenderFetcher
+    except ImportError:   # the old revision (0.2) kept it in the render package
+        from microspider.render import RenderFetcher
+
+    options = {"render": True, "render_pages": pages, "timeout": 30,
+               "render_recycle": len(urls) + 1}
+    if per_browser:
+        options["render_tabs"] = per_browser
+    fetcher = RenderFetcher(Bench(), resolve(options, Bench))
+    try:
+        rate, elapsed = crawl(fetcher, urls, 2 * pages)
+        browsers = fetcher.pool.browsers()
+        pids = [p for b in browsers for p in b.browser_pids()]
         rss, pss = memory_kb(pids)
-        live = len(fetcher.pool.browsers())
+        cpu = cpu_seconds([p for b in browsers for p in b.pids()])
+        tabs = sum(len(getattr(b, "tabs", [None])) for b in browsers)
     finally:
         fetcher.close()
-    return {"fetcher": "render", "browser_pages": browsers, "pages": len(urls),
+    return {"fetcher": "render" if per_browser else "render-old", "pages_at_once": pages,
+            "browsers": len(browsers), "tabs": tabs, "pages": len(urls),
             "seconds": round(elapsed, 2), "pages_per_s": round(rate, 1),
-            "browser_processes": len(pids), "rss_mb_per_page": round(rss / 1024 / live, 1),
-            "pss_mb_per_page": round(pss / 1024 / live, 1)}
+            "browser_processes": len(pids),
+            "browser_cpu_ms_per_page": round(cpu * 1000 / len(urls), 1), "rss_mb_per_tab": round(rss / 1024 / tabs, 1),
+            "pss_mb_per_tab": round(pss / 1024 / tabs, 1)}
 
 
 def plain_row(urls):
@@ -91,12 +132,45 @@ def plain_row(urls):
             "pages_per_s": round(rate, 1)}
 
 
+def old_rows(rev, base, pages, browsers):
+    """The render rows of revision ``rev``, run by its own microspider in a child process."""
+    folder = tempfile.mkdtemp(prefix="microspider-old-")
+    try:
+        archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "microspider"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        # cwd first on sys.path: `import microspider` finds the old one, `benchmarks` comes
+        # from this checkout through PYTHONPATH
+        out = subprocess.run([sys.executable, "-m", "benchmarks.render", "--child-old", base,
+                              "--pages", str(pages), "--browsers", browsers], cwd=folder,
+                             env=dict(os.environ, PYTHONPATH=ROOT), check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def child_old(args):
+    import microspider
+
+    assert not microspider.__file__.startswith(ROOT), "the child must run the old revision"
+    for b in (int(b) for b in args.browsers.split(",")):
+        print(json.dumps(render_row(page_urls(args.child_old, args.pages), b)), flush=True)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=300, help="pages per render row")
     parser.add_argument("--plain-pages", type=int, default=3000, help="pages of the plain row")
-    parser.add_argument("--browsers", default="1,2,4", help="browser pages per process to try")
+    parser.add_argument("--tabs", default="8,16,32", help="pages at once (tabs) to try")
+    parser.add_argument("--per-browser", type=int, default=8, help="tabs per browser")
+    parser.add_argument("--old", metavar="REV", help="also run the render rows of revision REV")
+    parser.add_argument("--browsers", default="1,2,4", help="browsers to try with --old")
+    parser.add_argument("--child-old", metavar="BASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_old:
+        return child_old(args)
     from tests.servers import free_port, wait_until
 
     port = free_port()
@@ -107,8 +181,14 @@ def main(argv=None):
         base = "http://127.0.0.1:%d" % port
         wait_until(lambda: _answers(base), timeout=10, message="the page server")
         rows = [plain_row(page_urls(base, total)[:args.plain_pages])]
-        for browsers in (int(b) for b in args.browsers.split(",")):
-            rows.append(render_row(page_urls(base, total)[:args.pages], browsers))
+        olds = args.browsers.split(",") if args.old else []
+        tabs = [int(t) for t in args.tabs.split(",")]
+        for i in range(max(len(olds), len(tabs))):   # alternate: both see the same load
+            if i < len(olds):
+                rows += old_rows(args.old, base, args.pages, olds[i])
+            if i < len(tabs):
+                rows.append(render_row(page_urls(base, total)[:args.pages], tabs[i],
+                                       args.per_browser))
     finally:
         server.terminate()
         server.wait()

@@ -172,7 +172,8 @@ OPTIONS = [
     Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
     Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
            "or google-chrome on PATH]"),
-    Option("render_pages", _pos_int, 2, "browser pages (one browser each) per process when rendering"),
+    Option("render_pages", _pos_int, 8, "pages rendered at once per process (browser tabs)"),
+    Option("render_tabs", _pos_int, 8, "tabs per browser (each with its own cookie jar)"),
     Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}

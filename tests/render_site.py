@@ -4,6 +4,9 @@
 ``/item/N``.  ``/item/N`` (and ``/slow/N``, answered after 1.5 s) is an empty shell whose script fetches
 ``/api/item/N`` (JSON, optionally slow) and writes ``h1.name`` and
 ``span.price`` into the page.  A plain HTTP client sees none of that.
+``/late/MS/N[/EXTRA]`` does the same with data that answers after MS ms, and
+EXTRA adds a fetch that never ends (``never``), an EventSource stream that
+stays open (``stream``) or an image (``image``, ``/picture.png``).
 """
 import json
 import time
@@ -26,6 +29,18 @@ fetch('/api/item/%d').then(function (r) { return r.json(); }).then(function (d) 
 </script></body></html>"""
 
 
+LATE = """<html><head><title>late</title></head><body><div id="item">loading</div>%(extra)s<script>
+fetch('/api/late/%(ms)d/%(n)d').then(function (r) { return r.json(); }).then(function (d) {
+  document.getElementById('item').innerHTML =
+    '<h1 class="name">' + d.name + '</h1><span class="price">' + d.price + '</span>';
+});
+</script></body></html>"""
+NEVER = "<script>fetch('/api/never').then(function (r) { return r.text(); });</script>"
+STREAM = "<script>new EventSource('/api/stream');</script>"
+IMAGE = '<img src="/picture.png">'
+EXTRAS = {"plain": "", "never": NEVER, "stream": STREAM, "image": IMAGE}
+
+
 def price(n):
     return 100 + 7 * n
 
@@ -46,6 +61,16 @@ def shop_site(items=12, api_delay=0.0):
                 time.sleep(api_delay)
             return 200, {"Content-Type": "application/json"}, json.dumps(
                 {"name": "Item %d" % n, "price": price(n)})
+        if path.startswith("/late/"):   # /late/MS/N[/EXTRA]: data fetched answers after MS ms
+            ms, n, extra = (path.split("/")[2:] + ["plain"])[:3]
+            return 200, {}, LATE % {"ms": int(ms), "n": int(n), "extra": EXTRAS[extra]}
+        if path.startswith("/api/late/"):
+            ms, n = (int(part) for part in path.split("/")[3:5])
+            time.sleep(ms / 1000.0)
+            return 200, {"Content-Type": "application/json"}, json.dumps(
+                {"name": "Item %d" % n, "price": price(n)})
+        if path in ("/api/never", "/api/stream"):
+            return _never_ending(handler, path)
         if path == "/moved":
             return 302, {"Location": "/item/1", "Set-Cookie": "hop=1"}, ""
         if path == "/cookie":
@@ -54,6 +79,19 @@ def shop_site(items=12, api_delay=0.0):
             return 200, {}, "<pre>%s</pre>" % json.dumps(dict(handler.headers))
         return 404, {}, "<h1>no such page</h1>"
     return Site(route).start()
+
+
+def _never_ending(handler, path):
+    """Answer headers (and, for the stream, one event), then never finish the body."""
+    kind = "text/event-stream" if path == "/api/stream" else "text/plain"
+    handler.send_response(200)
+    handler.send_header("Content-Type", kind)
+    handler.end_headers()
+    handler.wfile.write(b"data: hello\n\n" if path == "/api/stream" else b"partial")
+    handler.wfile.flush()
+    time.sleep(600)   # a daemon thread of the site; the test is long over by then
+    handler.close_connection = True
+    return "drop"
 
 
 SHOP_SPIDER = '''

@@ -1,7 +1,10 @@
-"""One headless Chromium driven by Selenium through chromedriver, and how to find them.
+"""One headless Chromium started by chromedriver and driven over DevTools, and how to find them.
 
-Each Browser is one chromedriver process, one Chromium behind it (one proxy, one
-tab, a fresh temporary profile) and nothing else.  Both processes are set to
+Each Browser is one chromedriver process, one Chromium behind it (one proxy, a
+fresh temporary profile) and its tabs.  chromedriver only starts the browser and
+keeps it on a leash; pages are driven over the browser's own DevTools socket
+(``cdp.Connection``), several tabs at once, which chromedriver's one-command-
+at-a-time session cannot do.  Both processes are set to
 die with their parent (Linux ``PR_SET_PDEATHSIG``), so a worker killed with
 ``kill -9`` leaves no browser behind; ``kill()`` ends the whole process tree by
 PID and removes the profile.
@@ -10,6 +13,7 @@ Selenium is imported when a Browser is made, never at module import: the run
 process only checks that it can be imported.
 """
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -18,13 +22,17 @@ import sys
 import tempfile
 
 from ..errors import ConfigError, FetchError
+from .cdp import Connection
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 DRIVER_NAME = "chromedriver"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
-         "--window-size=1280,1024")
+         "--window-size=1280,1024",
+         # a crawler never goes back: no back/forward cache, no new document host or browsing
+         # instance per navigation (measured: about a quarter less browser CPU per page)
+         "--disable-features=BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance")
 PR_SET_PDEATHSIG = 1
 # started by chromedriver in place of the browser: die with chromedriver, then become the browser
 LAUNCHER = """#!%(python)s -S
@@ -91,17 +99,14 @@ class Browser:
         self.driver = None
         self.service = Service(executable_path=driver, log_output=subprocess.DEVNULL,
                                popen_kw={"start_new_session": True, "preexec_fn": _die_with_parent})
+        self.cdp = None
+        self.tabs = []
         try:
             self.driver = webdriver.Chrome(service=self.service,
                                            options=self._options(browser, proxy))
-            self.driver.set_page_load_timeout(timeout)
-            self.driver.set_script_timeout(timeout)
-            # a browser that hangs must not hang its caller: bound every driver call too (a
-            # stopped browser makes chromedriver miss its own page-load timeout)
-            self.driver.command_executor.client_config.timeout = timeout * 1.5 + 2
-            self.frame = self.driver.current_window_handle  # the main frame's id in CDP events
-            self.driver.get_log("performance")   # drop the new-tab page's events
-        except (WebDriverException, OSError) as exc:
+            address = self.driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
+            self.cdp = Connection(devtools_socket(address, timeout), timeout)
+        except (WebDriverException, OSError, FetchError) as exc:
             self.kill()
             raise FetchError("cannot start %s: %s" % (browser, _first_line(exc))) from None
         except BaseException:
@@ -120,7 +125,6 @@ class Browser:
             options.add_argument("--proxy-server=" + proxy)
             # Chromium never proxies loopback by itself; the plain fetcher proxies everything
             options.add_argument("--proxy-bypass-list=<-loopback>")
-        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
         return options
 
     def _launcher(self, browser):
@@ -132,6 +136,18 @@ class Browser:
                                 "signal": signal.SIGKILL, "browser": browser})
         os.chmod(path, 0o700)
         return path
+
+    def open_tab(self, **options):
+        """A new Tab in a browser context of its own (FetchError if the browser is gone)."""
+        from .tabs import Tab
+
+        tab = Tab(self, **options)
+        self.tabs.append(tab)
+        return tab
+
+    def close_tab(self, tab):
+        self.tabs.remove(tab)
+        tab.close()
 
     def pids(self):
         """PIDs of chromedriver and every process below it (the browser's)."""
@@ -162,7 +178,18 @@ class Browser:
                 if stream:
                     stream.close()
             self.service.process = None  # Service.__del__ must not stop it again
+        if self.cdp is not None:
+            self.cdp.close()
+        self.tabs = []
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def devtools_socket(address, timeout):
+    """The browser-wide DevTools websocket URL of the Chromium listening at ``address``."""
+    import urllib.request
+
+    with urllib.request.urlopen("http://%s/json/version" % address, timeout=timeout) as answer:
+        return json.loads(answer.read())["webSocketDebuggerUrl"]
 
 
 def descendants(pid):

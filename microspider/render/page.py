@@ -25,9 +25,10 @@ class Events:
         self.finished = set()
         for entry in entries:
             message = json.loads(entry["message"])["message"]
-            self._read(message["method"], message.get("params") or {})
+            self.read(message["method"], message.get("params") or {})
 
-    def _read(self, method, params):
+    def read(self, method, params):
+        """Take one network event of the page into account."""
         rid = params.get("requestId")
         if method == "Network.requestWillBeSent":
             if params.get("type") == "Document" and params.get("frameId") == self.frame:

@@ -1,9 +1,12 @@
-"""A bounded set of browsers per process, one page each, keyed by proxy.
+"""A bounded set of browser tabs per process, keyed by proxy: several tabs per browser.
 
-At most ``pages`` browsers live at once; a caller waits for a free slot.  A
-free browser with the wanted proxy is reused; otherwise an idle browser with
-another proxy makes room and a new one starts.  A browser is replaced after
-``recycle`` pages, and at once when its caller says it broke.
+At most ``pages`` tabs live at once; a caller waits for a free slot.  A free tab
+of a browser with the wanted proxy is reused; else a new tab opens in a browser
+with that proxy that has room (fewer than ``tabs`` tabs), else a new browser
+starts.  When all slots are taken by tabs of other proxies, an idle one makes
+room (and its browser goes with its last tab).  A browser takes no new pages
+after ``recycle`` and is killed when its last tab is back; a broken one is
+killed at once (its other tabs' callers get errors and retry).
 
 The slot is a threading semaphore: cooperative in a gevent-patched worker,
 real in tests and benchmarks that run without patching.
@@ -14,62 +17,95 @@ from ..errors import FetchError
 
 
 class BrowserPool:
-    """Lends browsers: ``acquire(proxy)`` -> Browser, ``release(browser, broken)``."""
+    """Lends tabs: ``acquire(proxy)`` -> Tab (``tab.browser`` is its Browser), ``release(tab)``."""
 
-    def __init__(self, launch, pages=2, recycle=200):
+    def __init__(self, launch, pages=8, recycle=200, tabs=8, **tab_options):
         self.launch = launch          # proxy URL or None -> a new Browser
         self.pages = pages
         self.recycle = recycle
+        self.tabs = tabs
+        self.tab_options = tab_options   # for Tab: media, verify
         self.slots = threading.BoundedSemaphore(pages)
-        self.idle = []                # free browsers, least recently used first
+        self.lock = threading.RLock()   # opening a tab yields; two callers must not race for room
+        self.live = []                # browsers, oldest first
+        self.idle = []                # free tabs, least recently used first
         self.busy = set()
         self.started = 0              # browsers launched, for the stats and tests
         self.closed = False
 
     def acquire(self, proxy=None):
-        """A browser going through ``proxy``; FetchError if one cannot be started."""
+        """A tab going through ``proxy``; FetchError if no browser can give one."""
         self.slots.acquire()
         try:
-            browser = self._take_idle(proxy) or self._start(proxy)
+            with self.lock:
+                tab = self._take_idle(proxy) or self._open(proxy)
         except BaseException:
             self.slots.release()
             raise
-        self.busy.add(browser)
-        return browser
+        self.busy.add(tab)
+        return tab
 
     def _take_idle(self, proxy):
-        for browser in self.idle:
-            if browser.proxy == proxy:
-                self.idle.remove(browser)
-                return browser
+        for tab in self.idle:
+            if tab.browser.proxy == proxy:
+                self.idle.remove(tab)
+                return tab
         if self.idle and len(self.idle) + len(self.busy) >= self.pages:
-            self.idle.pop(0).kill()   # room for a browser with the wanted proxy
+            self._drop(self.idle.pop(0))   # room for a tab with the wanted proxy
         return None
 
-    def _start(self, proxy):
+    def _open(self, proxy):
         if self.closed:
             raise FetchError("the browser pool is closed")
-        self.started += 1
-        return self.launch(proxy)
-
-    def release(self, browser, broken=False):
-        """Give a browser back; a broken or worn-out one is killed (the slot frees either way)."""
-        self.busy.discard(browser)
+        browser = next((b for b in self.live if b.proxy == proxy and self._has_room(b)), None)
+        if browser is None:
+            self.started += 1
+            browser = self.launch(proxy)
+            self.live.append(browser)
         try:
-            browser.pages += 1
-            if broken or self.closed or browser.pages >= self.recycle:
-                browser.kill()
-            else:
-                self.idle.append(browser)
+            return browser.open_tab(**self.tab_options)
+        except FetchError:
+            self._kill(browser)
+            raise
+
+    def _has_room(self, browser):
+        return len(browser.tabs) < self.tabs and browser.pages < self.recycle
+
+    def release(self, tab, broken=False):
+        """Give a tab back; a broken browser is killed, a worn-out one once its tabs are back."""
+        self.busy.discard(tab)
+        browser = tab.browser
+        try:
+            with self.lock:
+                browser.pages += 1
+                if broken or self.closed or browser not in self.live:
+                    self._kill(browser)
+                elif browser.pages >= self.recycle:
+                    self._drop(tab)
+                else:
+                    self.idle.append(tab)
         finally:
             self.slots.release()
 
+    def _drop(self, tab):
+        """Close a tab; its browser goes too when that was its last one and no page is due."""
+        browser = tab.browser
+        browser.close_tab(tab)
+        if not browser.tabs:
+            self._kill(browser)
+
+    def _kill(self, browser):
+        if browser in self.live:
+            self.live.remove(browser)
+        self.idle = [tab for tab in self.idle if tab.browser is not browser]
+        browser.kill()
+
     def browsers(self):
-        return list(self.idle) + list(self.busy)
+        return list(self.live)
 
     def close(self):
         """Kill every browser, busy ones included (their callers get errors and give up)."""
         self.closed = True
-        for browser in self.browsers():
-            browser.kill()
-        self.idle = []
+        with self.lock:
+            for browser in self.browsers():
+                self._kill(browser)

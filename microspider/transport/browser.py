@@ -1,14 +1,15 @@
-"""The browser transport: Fetcher's retries, proxies, bans and rate limits, with a browser per attempt.
+"""The browser transport: Fetcher's retries, proxies, bans and rate limits, with a browser tab per attempt.
 
 Only ``_request`` differs from the plain fetcher, so everything around one
 fetch (each attempt through another proxy, ``spider.is_banned``, RETRYABLE
 statuses, rate limiters, proxy health reports, ``retries`` for the stats) is
-the same code.  An attempt borrows a browser bound to the attempt's proxy from
-the process's pool, navigates, waits, and reads the page; a browser that
-crashed, hung past ``--timeout`` or was interrupted is killed and replaced, and
-the attempt counts as a failed fetch.
+the same code.  An attempt borrows a tab of a browser bound to the attempt's
+proxy from the process's pool and renders the page in it (``tabs.render_page``:
+navigate, wait as ``render.wait`` says or as the spider's ``render_wait`` asks,
+read); a browser that crashed, hung past ``--timeout`` or was interrupted is
+killed and replaced, and the attempt counts as a failed fetch.
 
-Browser calls are HTTP requests to chromedriver; in a worker (gevent-patched)
+Browser calls are DevTools messages on a socket; in a worker (gevent-patched)
 they yield to the event loop while the browser works, so the flusher and the
 heartbeat keep running.  No gevent import here either.  Driving Chromium
 (launching, the pool, reading its network events) is ``microspider.render``'s;
@@ -21,13 +22,13 @@ import time
 import urllib3
 
 from ..errors import FetchError
-from ..render.browser import Browser, _first_line, find_browser, find_driver
-from ..render.page import Events, xhr_bodies
+from ..render.browser import Browser, find_browser, find_driver
+from ..render.cdp import BrowserGone
 from ..render.pool import BrowserPool
+from ..render.tabs import render_page
 from .fetcher import Fetcher
 from .response import make_response, sent_request
 
-NET_ERROR = "net::ERR_"   # Chromium's name for a page that did not load; the browser is fine
 # the body is the serialised DOM, not what the server sent: these would describe the wrong bytes
 DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 
@@ -40,18 +41,17 @@ class RenderFetcher(Fetcher):
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, launch=None):
-        from selenium.common.exceptions import WebDriverException
-
         super().__init__(spider, settings, proxies=proxies, limiter=limiter,
                          host_limiter=host_limiter, sleep=sleep)
         if launch is None:
             browser = find_browser(settings.browser)
             launch = functools.partial(Browser, browser, find_driver(browser),
                                        timeout=settings.timeout)
-        self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle)
+        self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
+                                settings.render_tabs, verify=bool(spider.verify),
+                                media=bool(getattr(spider, "render_media", False)))
         self.turns = threading.BoundedSemaphore(settings.render_pages)
         self.page_timeout = settings.timeout
-        self.browser_errors = (WebDriverException,)
         self.wait = getattr(spider, "render_wait", None)
         self.want_xhr = bool(getattr(spider, "render_xhr", False))
         self.want_screenshot = bool(getattr(spider, "render_screenshot", False))
@@ -68,71 +68,33 @@ class RenderFetcher(Fetcher):
     def _request(self, seed, proxy):
         if seed.method != "GET" or seed.data:
             raise FetchError("%s: only GET seeds without a body can be rendered" % seed.url)
-        browser = self.pool.acquire(proxy.url if proxy else None)
+        tab = self.pool.acquire(proxy.url if proxy else None)
         broken = True
         try:
-            response = self._render(browser, seed)
+            response = self._render(tab, seed)
             broken = False
             return response
+        except BrowserGone as exc:
+            raise FetchError("browser: %s" % exc) from None
         except FetchError:
             broken = False   # the page failed (refused, DNS...), the browser is fine
             raise
-        except self.browser_errors as exc:
-            if NET_ERROR in str(exc):   # chromedriver reports some page errors this way
-                broken = False
-            raise FetchError("browser: %s" % _first_line(exc)) from None
         finally:
-            self.pool.release(browser, broken)
+            self.pool.release(tab, broken)
 
-    def _render(self, browser, seed):
-        driver = browser.driver
-        url = seed.request_url()
-        driver.get_log("performance")   # forget what the previous page did after we left it
-        headers = self._prepare(browser, seed, url)
-        driver.get(url)
-        self._wait_rendered(driver)
-        shot = None
-        if self.want_screenshot or seed.meta.get("screenshot"):
-            shot = driver.get_screenshot_as_png()
-        html = driver.page_source
-        events = Events(driver.get_log("performance"), browser.frame)
-        events.check(url)
-        xhr = xhr_bodies(driver, events) if self.want_xhr else None
-        return rendered_response(events, html, url, headers, screenshot=shot, xhr=xhr)
+    def _render(self, tab, seed):
+        shot = self.want_screenshot or bool(seed.meta.get("screenshot"))
+        url, sent = seed.request_url(), self._headers(seed)
+        page = render_page(tab, url, sent, seed.cookies, self.wait, self.page_timeout,
+                           screenshot=shot, xhr=self.want_xhr)
+        return rendered_response(page.events, page.html, url, sent, screenshot=page.screenshot,
+                                 xhr=page.xhr)
 
-    def _prepare(self, browser, seed, url):
-        """Headers, User-Agent and cookies of the seed, set in the browser before it navigates."""
+    def _headers(self, seed):
+        """The headers the seed is sent with: the spider's, the seed's, a User-Agent."""
         headers = dict(self.spider.headers or {}, **(seed.headers or {}))
         agent = headers.pop("User-Agent", None) or (next(self._agents) if self._agents else None)
-        if agent and agent != getattr(browser, "agent", None):
-            browser.driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent})
-            browser.agent = agent
-        if headers != getattr(browser, "headers", {}):
-            browser.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
-            browser.headers = headers
-        for name, value in (seed.cookies or {}).items():
-            browser.driver.execute_cdp_cmd("Network.setCookie",
-                                           {"name": name, "value": str(value), "url": url})
         return dict(headers, **({"User-Agent": agent} if agent else {}))
-
-    def _wait_rendered(self, driver):
-        """Wait for the spider's ``render_wait``: seconds, or a CSS selector (up to --timeout)."""
-        wait = self.wait
-        if not wait:
-            return
-        if isinstance(wait, (int, float)):
-            self.sleep(wait)
-            return
-        from selenium.common.exceptions import TimeoutException
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        try:
-            WebDriverWait(driver, self.page_timeout, poll_frequency=0.05).until(
-                expected_conditions.presence_of_element_located((By.CSS_SELECTOR, wait)))
-        except TimeoutException:
-            pass  # parse (or is_banned) sees the page as it is and decides
 
     def close(self):
         self.pool.close()
