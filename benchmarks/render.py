@@ -97,7 +97,7 @@ def render_row(urls, pages, per_browser=None):
     try:
         from microspider.transport.browser import RenderFetcher
     except ImportError:   # the old revision (0.2) kept it in the render package
-        from microspider.render import RenderFetcher
+        from microspider.transport.browser import RenderFetcher
 
     options = {"render": True, "render_pages": pages, "timeout": 30,
                "render_recycle": len(urls) + 1}

@@ -12,7 +12,7 @@ import pytest
 from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
-from microspider.render import RenderFetcher
+from microspider.transport.browser import RenderFetcher
 from microspider.render.wait import LONG, QUIET, Settle
 from microspider.store import open_store
 from tests.crawl import microspider, write_spider
