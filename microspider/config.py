@@ -92,6 +92,15 @@ def _fetcher(text):
     return value
 
 
+def _warmup(text):
+    value = str(text).strip().lower()
+    if value in ("", "none", "off"):
+        return None
+    if value != "render":
+        raise ValueError("must be render (or none)")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str
@@ -149,6 +158,11 @@ OPTIONS = [
     Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
            "or google-chrome on PATH]"),
     Option("render_pages", _pos_int, 2, "browser pages (one browser each) per process when rendering"),
+    Option("sessions", _nonneg_int, 0, "sessions (identity + proxy + cookie jar) shared by every "
+           "process of the spider through Redis; 0: off"),
+    Option("session_max_uses", _pos_int, 50, "requests a session serves before it is retired"),
+    Option("session_warmup", _warmup, None, "render: the first page of a new session is rendered "
+           "in Chromium, the rest fetched with the cookies it earned"),
     Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}

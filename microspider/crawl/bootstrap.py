@@ -51,10 +51,11 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    build = make_fetcher
+    build, extra = make_fetcher, {"sessions": session_pool(spider, settings, state, proxies)}
     if settings.render:
         from ..render import RenderFetcher as build  # pages rendered in a browser
-    fetcher = build(spider, settings, proxies=proxies,
+        extra = {}  # sessions do not reach the browser yet: see docs/sessions.md
+    fetcher = build(spider, settings, proxies=proxies, **extra,
                     limiter=state.rate_limiter(settings.rate) if settings.rate else None,
                     host_limiter=(state.host_rate_limiter(settings.rate_per_host)
                                   if settings.rate_per_host else None))
@@ -66,6 +67,16 @@ def run_worker(job_text):
     worker.run()
     store.close()
     return 1 if worker.failed else 0
+
+
+def session_pool(spider, settings, state, proxies):
+    """The process's SessionPool with ``--sessions N`` (None with 0: every request on its own)."""
+    if not settings.sessions:
+        return None
+    from ..sessions import SessionPool
+
+    return SessionPool(state.sessions, settings.sessions, settings.session_max_uses, proxies=proxies,
+                       agents=spider.user_agents, profile=getattr(settings, "impersonate", None))
 
 
 def _install_parse_watchdog(worker):

@@ -229,7 +229,7 @@ class Worker:
         try:
             response = self.fetcher.fetch(seed)
         except NoProxy as exc:
-            wait = self.proxies.next_ready_in() or 5.0
+            wait = (self.proxies.next_ready_in() if self.proxies else None) or 5.0
             self.paused_until = max(self.paused_until, self.clock() + wait)
             self._warn_once("noproxy", "%s: %s; seeds go to the backlog, taking none for %.0fs",
                             self.name, exc, wait)

@@ -1,0 +1,90 @@
+"""A local site that grants a session cookie and defends it, for the session tests.
+
+- ``/item/N`` without the cookie: 302 to ``/grant?to=/item/N``;
+- ``/grant?to=PATH``: sets ``sid=TOKEN``, bound to the client's IP (the proxy's
+  source address) and User-Agent, and 302 back to PATH;
+- a cookie presented from another IP or User-Agent: 403, and the token is
+  revoked (a hijacked session), counted in ``crossings``;
+- a revoked or unknown token: 403;
+- a token that served ``max_uses`` pages: a 200 "Blocked" page, the way hostile
+  sites answer (the spider's ``is_banned`` must see it);
+- otherwise the page, counted against the token.
+
+``grants``, ``pages`` (real pages served), ``crossings``, ``refused`` (answers
+to revoked, unknown or used-up tokens) and ``tokens`` ({token: Grant}) say
+what happened.
+"""
+import secrets
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlsplit
+
+from tests.servers import Site
+
+BLOCKED = b"<html><title>Blocked</title><body>Blocked: your session has expired</body></html>"
+
+
+class Grant:
+    """One cookie the site handed out: to whom, and how many pages it served."""
+
+    __slots__ = ("ip", "agent", "pages", "revoked")
+
+    def __init__(self, ip, agent):
+        self.ip, self.agent, self.pages, self.revoked = ip, agent, 0, False
+
+
+class SessionSite(Site):
+    """The site on 127.0.0.1; ``start()``, ``url``, the counters, ``stop()``."""
+
+    def __init__(self, max_uses=20):
+        super().__init__(self._route)
+        self.max_uses = max_uses
+        self.tokens = {}
+        self.grants = self.pages = self.crossings = self.refused = 0
+
+    def ips(self):
+        """The client IPs that were granted a cookie."""
+        with self.lock:
+            return {g.ip for g in self.tokens.values()}
+
+    def answer(self, ip, agent, path, token):
+        """(status, headers, body) of one request."""
+        parts = urlsplit(path)
+        if parts.path == "/grant":
+            return self._grant(ip, agent, parse_qs(parts.query).get("to", ["/"])[0])
+        if not parts.path.startswith("/item/"):
+            return 404, [], b"not found"
+        if token is None:
+            return 302, [("Location", "/grant?to=" + parts.path)], b""
+        with self.lock:
+            return self._serve(self.tokens.get(token), ip, agent, parts.path)
+
+    def _grant(self, ip, agent, back):
+        token = secrets.token_hex(8)
+        with self.lock:
+            self.tokens[token] = Grant(ip, agent)
+            self.grants += 1
+        return 302, [("Set-Cookie", "sid=%s; Path=/; HttpOnly" % token), ("Location", back)], b""
+
+    def _serve(self, grant, ip, agent, path):
+        if grant is None or grant.revoked:
+            self.refused += 1
+            return 403, [], b"forbidden: unknown or revoked session"
+        if (grant.ip, grant.agent) != (ip, agent):
+            grant.revoked = True
+            self.crossings += 1
+            self.refused += 1
+            return 403, [], b"forbidden: this session belongs to someone else"
+        if grant.pages >= self.max_uses:
+            self.refused += 1
+            return 200, [], BLOCKED
+        grant.pages += 1
+        self.pages += 1
+        body = "<html><h1>%s</h1></html>" % path
+        return 200, [], body
+
+    def _route(self, handler, path, attempt):
+        cookie = SimpleCookie(handler.headers.get("Cookie") or "")
+        token = cookie["sid"].value if "sid" in cookie else None
+        status, headers, body = self.answer(handler.client_address[0], handler.headers.get("User-Agent"),
+                                            path, token)
+        return status, dict(headers), body

@@ -1,0 +1,67 @@
+"""Sessions in real crawls: the session site behind three proxies leaving from three loopback IPs."""
+import json
+import os
+import signal
+
+import pytest
+
+from microspider.store import open_store
+from tests.crawl import children, finish, microspider, start, stat, write_spider
+from tests.proxyserver import ProxyServer
+from tests.servers import wait_until
+from tests.session_site import SessionSite
+
+SPIDER = '''
+class S(Spider):
+    name = "sess"
+    start_urls = ["{url}/item/%d" % i for i in range({pages})]
+    user_agents = ["agent-a/1.0", "agent-b/2.0"]
+
+    def is_banned(self, response):
+        return response.status_code in (403, 429) or b"Blocked" in response.content
+
+    def parse(self, response, seed):
+        assert response.status_code == 200 and b"<h1>" in response.content, response.text[:200]
+        yield {{"_id": seed.url, "session": response.session}}
+'''
+SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+
+
+@pytest.fixture
+def three_proxies(tmp_path):
+    proxies = [ProxyServer(source_address=ip).start() for ip in SOURCES]
+    (tmp_path / "proxies.txt").write_text("".join(p.url + "\n" for p in proxies))
+    yield proxies
+    for p in proxies:
+        p.stop()
+
+
+def _items(tmp_path):
+    return list(open_store("sqlite:///%s/s.sqlite3" % tmp_path, "x", "sess").iter_items())
+
+
+def _run_args(tmp_path, redis_url, *extra):
+    return ("run", str(tmp_path / "s.py"), "-p", "proxies.txt", "--idle", "0.5",
+            "--relay-delay", "0.05", "--redis", redis_url,
+            "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path) + extra
+
+
+def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, three_proxies):
+    site = SessionSite(max_uses=20).start()
+    try:
+        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=300)
+        microspider(*_run_args(tmp_path, redis_url, "-w", "2", "--pool", "8", "--sessions", "6",
+                               "--session-max-uses", "15"), cwd=tmp_path, check=0, timeout=120)
+        figures = stat(tmp_path, "sess", "--redis", redis_url,
+                       "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
+    finally:
+        site.stop()
+    items = _items(tmp_path)
+    assert sorted(i["_id"] for i in items) == sorted("%s/item/%d" % (site.url, i) for i in range(300))
+    assert site.crossings == 0 and site.refused == 0        # no cookie went through another identity
+    assert site.ips() == set(SOURCES)                       # the site saw the three proxies
+    made = figures["sessions"] + figures["sessions_retired"]
+    assert site.grants <= min(300 / 6, 2 * made)            # sessions reused, not one grant per page
+    assert max(g.pages for g in site.tokens.values()) <= 15  # a used-up session is not used again
+    assert 0 < figures["sessions"] <= 6 and figures["sessions_retired"] >= 300 // 15 - 6
+    assert len({i["session"] for i in items}) >= 300 // 15
