@@ -55,9 +55,13 @@ class Session:
         self.warming = False    # a request with an empty jar is under way (it may earn cookies)
 
     def cookies_for(self, host):
-        """{name: value} of the jar's cookies that `host` may receive."""
+        """{name: value} of the jar's cookies that `host` may receive.
+
+        A domain cookie is kept as ".example.com" (sent to its subdomains too),
+        a host-only cookie as "example.com" (sent to that host only).
+        """
         return {name: value for (domain, name), value in self.jar.items()
-                if host == domain or host.endswith("." + domain)}
+                if host == domain.lstrip(".") or (domain[:1] == "." and host.endswith(domain))}
 
     def dress(self, seed):
         """`seed` as this session sends it: its User-Agent, its cookies under the seed's own."""
@@ -82,7 +86,8 @@ class SessionPool:
         self.store = store
         self.size = size
         self.max_uses = max_uses
-        self.block = min(self.BLOCK, max_uses)
+        # a process that dies loses the uses it reserved: a block stays a small share of a session
+        self.block = max(1, min(self.BLOCK, max_uses // 4))
         self.proxies = proxies
         self.agents = list(agents or ())
         self.profile = profile
@@ -104,11 +109,16 @@ class SessionPool:
         """
         for _ in range(self.WAITS):
             self._refresh_if_due(host)
+            order = self._order
             session, busy = self._pick(host, exclude, warming=False)
             if session is None:
                 session, busy = self._pick(host, exclude, warming=True)
-            if session is not None or not busy:
+            if session is not None:
                 return session
+            if self._order != order:
+                continue            # sessions were retired and replaced meanwhile: try the new ones
+            if not busy:
+                return None
             self._sleep(0.01)
         return None
 
@@ -144,8 +154,9 @@ class SessionPool:
             found = self.store.reserve(session.id, self.block, self.max_uses)
         finally:
             session.reserving = False
-        if found is None:
+        if found is None:            # retired by another process: learn the live set now
             self._drop(session.id)
+            self._sync(host)
             return False
         session.jar.update(found.jar)
         session.used = found.before
@@ -287,7 +298,7 @@ def _set_cookies(response, host):
         except CookieError:
             continue
         for name, morsel in parsed.items():
-            domain = (morsel["domain"] or host).lstrip(".").lower()
+            domain = "." + morsel["domain"].lstrip(".").lower() if morsel["domain"] else host
             gone = morsel["max-age"] not in ("", None) and _int(morsel["max-age"]) <= 0
             yield domain, name, None if gone else morsel.value
 

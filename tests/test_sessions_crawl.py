@@ -65,3 +65,42 @@ def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, 
     assert max(g.pages for g in site.tokens.values()) <= 15  # a used-up session is not used again
     assert 0 < figures["sessions"] <= 6 and figures["sessions_retired"] >= 300 // 15 - 6
     assert len({i["session"] for i in items}) >= 300 // 15
+
+
+def test_banned_sessions_are_retired_and_their_seeds_retried_elsewhere(tmp_path, redis_url, three_proxies):
+    site = SessionSite(max_uses=5).start()     # the site ends a session long before 50 uses
+    try:
+        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=200)
+        microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "4", "--retry", "5"),
+                    cwd=tmp_path, check=0, timeout=120)
+        figures = stat(tmp_path, "sess", "--redis", redis_url,
+                       "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
+    finally:
+        site.stop()
+    assert len(_items(tmp_path)) == 200 and figures["failures"] == 0
+    assert site.crossings == 0
+    assert figures["sessions_retired"] >= 200 // 5 - 4
+    # a session the site has ended is dropped at its first "Blocked": only requests already in
+    # flight on it (at most --pool 6) meet the ban after that
+    assert site.refused <= 6 * figures["sessions_retired"]
+
+
+def test_kill_9_of_a_worker_loses_nothing_and_the_pool_recovers(tmp_path, redis_url, three_proxies):
+    site = SessionSite(max_uses=1000).start()
+    try:
+        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=1500)
+        proc = start(*_run_args(tmp_path, redis_url, "-w", "2", "--pool", "4", "--sessions", "5",
+                                "--session-max-uses", "40"), cwd=tmp_path)
+        wait_until(lambda: site.pages >= 200, timeout=60, message="a crawl under way")
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        code, _, err = finish(proc, timeout=150)
+        figures = stat(tmp_path, "sess", "--redis", redis_url,
+                       "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
+    finally:
+        site.stop()
+    assert code == 0, err[-2000:]
+    assert len({i["_id"] for i in _items(tmp_path)}) == 1500
+    assert site.crossings == 0 and 0 < figures["sessions"] <= 5
+    assert max(g.pages for g in site.tokens.values()) <= 40
