@@ -28,7 +28,7 @@ import lxml.html  # noqa: E402
 from benchmarks.site import page_urls  # noqa: E402
 from microspider import Seed, Spider  # noqa: E402
 from microspider.config import resolve  # noqa: E402
-from microspider.crawl.fetcher import make_fetcher  # noqa: E402
+from microspider.transport import make_fetcher  # noqa: E402
 
 
 class Bench(Spider):
@@ -63,7 +63,7 @@ def memory_kb(pids):
 
 
 def render_row(urls, browsers):
-    from microspider.render import RenderFetcher
+    from microspider.transport.browser import RenderFetcher
 
     settings = resolve({"render": True, "render_pages": browsers, "timeout": 30}, Bench)
     fetcher = RenderFetcher(Bench(), settings)

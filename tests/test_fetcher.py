@@ -9,7 +9,7 @@ import requests
 from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
-from microspider.crawl.fetcher import FETCHERS, make_fetcher
+from microspider.transport import FETCHERS, make_fetcher
 from tests.servers import RawServer, Site
 
 
@@ -166,3 +166,17 @@ def test_https_target_through_an_http_proxy(tls_site, fetcher):
             fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0).fetch(Seed(target))
     finally:
         proxy.stop()
+
+
+def test_the_transport_package_imports_nothing_above_it():
+    import subprocess
+    import sys
+
+    code = ("import sys, microspider.transport.base, microspider.transport.urllib3_fetcher, "
+            "microspider.transport.curl_fetcher, microspider.transport.response, "
+            "microspider.proxies.check\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['microspider', 'crawl'], ['microspider', 'ops'], ['microspider', 'cli'], "
+            "['microspider', 'web'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

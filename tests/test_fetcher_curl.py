@@ -14,9 +14,9 @@ import pytest
 
 from microspider import Seed
 from microspider.config import resolve
-from microspider.crawl.curl_fetcher import CurlFetcher
+from microspider.transport.curl_fetcher import CurlFetcher
 from microspider.errors import FetchError
-from microspider.crawl.fetcher import make_fetcher
+from microspider.transport import make_fetcher
 from microspider.proxies import ProxyPool
 from tests.proxyserver import ProxyServer
 from tests.servers import RawServer, Site

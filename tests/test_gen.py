@@ -8,7 +8,7 @@ import pytest
 from microspider import Seed
 from microspider.cli import main
 from microspider.config import OPTIONS, read_config, resolve
-from microspider.crawl.response import from_failure
+from microspider.transport.response import from_failure
 from microspider.spider import collect, load_spider
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,6 +17,7 @@ from microspider.proxies import (
     Proxy, ProxyError, ProxyPool, add_proxies, check_proxies, list_proxies, remove_proxies,
     stats_key,
 )
+from microspider.transport import probe_fetcher
 from tests.proxyserver import ProxyServer
 from tests.servers import Site, free_port
 
@@ -374,7 +375,7 @@ def test_check_proxies_reports_each_proxy(site, start_proxy):
     more_slow = [start_proxy("slow", delay=3).url for _ in range(2)]
     urls = [ok.url, slow.url, garbage.url, reset.url, refused, "nonsense"] + more_slow
     started = time.monotonic()
-    rows = check_proxies(urls, site.url + "/check", timeout=1)
+    rows = check_proxies(urls, site.url + "/check", lambda: probe_fetcher("curl", 1))
     assert time.monotonic() - started < 2.5     # three 1 s timeouts at once, not one by one
     assert [row["proxy"] for row in rows] == urls
     good = rows[0]
@@ -392,10 +393,11 @@ from gevent import monkey
 monkey.patch_all()
 import sys
 from microspider.proxies import ProxyPool, check_proxies
+from microspider.transport import probe_fetcher
 pool = ProxyPool([sys.argv[1]])
 proxy = pool.acquire("127.0.0.1")
 pool.report(proxy, "127.0.0.1", True, 0.1)
-[row] = check_proxies([proxy.url], sys.argv[2], timeout=3)
+[row] = check_proxies([proxy.url], sys.argv[2], lambda: probe_fetcher("curl", 3))
 print(row["ok"])
 """
 
@@ -417,9 +419,10 @@ def test_importing_proxies_and_ratelimit_does_not_import_gevent():
 
 def test_check_proxies_flags_an_error_status(site, start_proxy):
     guarded = start_proxy(auth=("user", "pw"))
-    [row] = check_proxies(["http://127.0.0.1:%d" % guarded.port], site.url + "/", timeout=2)
+    [row] = check_proxies(["http://127.0.0.1:%d" % guarded.port], site.url + "/",
+                          lambda: probe_fetcher("curl", 2))
     assert row["ok"] is False and row["status"] == 407 and row["error"] == "HTTP 407"
-    [row] = check_proxies([guarded.url], site.url + "/", timeout=2)
+    [row] = check_proxies([guarded.url], site.url + "/", lambda: probe_fetcher("curl", 2))
     assert row["ok"] is True
 
 

@@ -13,9 +13,9 @@ from microspider.state import keys
 from microspider.config import resolve
 from microspider.errors import FetchError
 from microspider.proxies import ProxyPool
-from microspider.render import RenderFetcher
 from microspider.render.browser import descendants
 from microspider.store import open_store
+from microspider.transport.browser import RenderFetcher
 from tests.proxyserver import ProxyServer
 from tests.crawl import ROOT, children, cli_env, finish, microspider, start, write_spider
 from tests.render_site import SHOP_SPIDER, price, shop_site
@@ -98,6 +98,8 @@ def test_error_status_headers_cookies_and_seed_headers(site, probe):
     echo = probe.fetch(Seed(site.url + "/echo", headers={"X-Probe": "yes"}, cookies={"c": "v"}))
     sent = json.loads(echo.soup.pre.text)
     assert sent["X-Probe"] == "yes" and "c=v" in sent["Cookie"]
+    # response.request shows the headers sent, not the answer's
+    assert echo.request.headers["X-Probe"] == "yes" and "Content-Type" not in echo.request.headers
 
 
 def test_unreachable_page_is_a_failed_fetch_and_keeps_the_browser(probe):
@@ -173,7 +175,7 @@ from gevent import monkey; monkey.patch_all()
 import gevent
 from microspider import Seed, Spider
 from microspider.config import resolve
-from microspider.render import RenderFetcher
+from microspider.transport.browser import RenderFetcher
 
 class P(Spider):
     name = "p"

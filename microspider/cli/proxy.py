@@ -79,10 +79,11 @@ def list_command(key, as_json, **flags):
 def check(source, url, timeout, concurrency, fetcher, **flags):
     """Fetch --url through every proxy of SOURCE (URL, file, set:KEY or redis://...#KEY) at once."""
     from ..proxies import ProxyPool, check_proxies
+    from ..transport import probe_fetcher
 
     redis = Env(None, flags).redis.work if source.startswith("set:") else None
     pool = ProxyPool.from_source(source, redis=redis)
-    rows = check_proxies(pool.proxies, url, timeout=timeout, concurrency=concurrency, fetcher=fetcher)
+    rows = check_proxies(pool.proxies, url, lambda: probe_fetcher(fetcher, timeout), concurrency)
     click.echo("%-40s %-4s %9s %s" % ("proxy", "ok", "latency", "error"))
     for row in rows:
         latency = "-" if row["latency"] is None else "%.3fs" % row["latency"]

@@ -32,7 +32,7 @@ def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd
 
 def run_worker(job_text):
     """Run one worker process until it is stopped; returns its exit code."""
-    from .fetcher import make_fetcher
+    from ..transport import make_fetcher
     from .worker import Monitor, Worker
 
     job = json.loads(job_text)
@@ -51,14 +51,11 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    build, extra = make_fetcher, {"sessions": session_pool(spider, settings, state, proxies)}
-    if settings.render:
-        from ..render import RenderFetcher as build  # pages rendered in a browser
-        extra = {}  # sessions do not reach the browser yet: see docs/sessions.md
-    fetcher = build(spider, settings, proxies=proxies, **extra,
-                    limiter=state.rate_limiter(settings.rate) if settings.rate else None,
-                    host_limiter=(state.host_rate_limiter(settings.rate_per_host)
-                                  if settings.rate_per_host else None))
+    sessions = session_pool(spider, settings, state, proxies)
+    fetcher = make_fetcher(spider, settings, proxies=proxies, **sessions,
+                           limiter=state.rate_limiter(settings.rate) if settings.rate else None,
+                           host_limiter=(state.host_rate_limiter(settings.rate_per_host)
+                                         if settings.rate_per_host else None))
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
                     monitor=monitor)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
@@ -70,13 +67,17 @@ def run_worker(job_text):
 
 
 def session_pool(spider, settings, state, proxies):
-    """The process's SessionPool with ``--sessions N`` (None with 0: every request on its own)."""
-    if not settings.sessions:
-        return None
+    """{"sessions": the process's SessionPool} with ``--sessions N``; {} with 0 (or a browser,
+    which sessions do not reach yet: docs/sessions.md)."""
+    if not settings.sessions or settings.render:
+        if settings.sessions:
+            log.warning("%s: --sessions is not applied to rendered pages yet", spider.name)
+        return {}
     from ..sessions import SessionPool
 
-    return SessionPool(state.sessions, settings.sessions, settings.session_max_uses, proxies=proxies,
-                       agents=spider.user_agents, profile=getattr(settings, "impersonate", None))
+    return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
+                                    proxies=proxies, agents=spider.user_agents,
+                                    profile=getattr(settings, "impersonate", None))}
 
 
 def _install_parse_watchdog(worker):

@@ -12,7 +12,7 @@ over the backlog at the end, O(backlog), run only when something was handled.
 import collections
 
 from ..crawl.outcome import Outcome, parse_failure, parse_response
-from ..crawl.response import from_failure
+from ..transport.response import from_failure
 from ..seed import Seed
 from ..state import SpiderState
 from ..state.chunking import batched

@@ -1,7 +1,8 @@
 """``microspider proxy check``: fetch one URL through every proxy of a source.
 
-Each check is one exchange through the crawl's own fetcher (the ``--fetcher``
-transport, its headers and timeouts), so a proxy that passes here works in a crawl.
+Each check is one exchange through a fetcher of the crawl's own transports
+(the caller passes a maker: ``microspider.transport.probe_fetcher``), so a
+proxy that passes here works in a crawl.
 """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,10 @@ from ..errors import ProxyError
 from .source import Proxy
 
 
-def check_proxies(proxies, url, timeout=10, concurrency=20, fetcher="curl"):
+def check_proxies(proxies, url, new_client, concurrency=20):
     """Fetch `url` through each proxy at once; one row per proxy, in the given order.
 
+    `new_client()` makes the fetcher of one check (closed after it).
     Each row: ``proxy`` (the URL), ``ok`` (an answer below 400), ``latency`` (seconds, None
     when no answer came), ``status`` and ``error`` (one line, or None).  Runs on a thread
     pool, which is cooperative under gevent's monkey-patching.
@@ -21,12 +23,10 @@ def check_proxies(proxies, url, timeout=10, concurrency=20, fetcher="curl"):
     if not proxies:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(proxies)))) as pool:
-        return list(pool.map(lambda proxy: _check_one(proxy, url, timeout, fetcher), proxies))
+        return list(pool.map(lambda proxy: _check_one(proxy, url, new_client), proxies))
 
 
-def _check_one(proxy, url, timeout, fetcher):
-    from ..config import Settings
-    from ..crawl.fetcher import make_fetcher
+def _check_one(proxy, url, new_client):
     from ..seed import Seed
 
     row = {"proxy": proxy.url if isinstance(proxy, Proxy) else proxy,
@@ -36,7 +36,7 @@ def _check_one(proxy, url, timeout, fetcher):
     except ProxyError as exc:
         row["error"] = str(exc)
         return row
-    client = make_fetcher(_Probe(), Settings(retry=0, timeout=timeout, pool=1, fetcher=fetcher))
+    client = new_client()
     started = time.monotonic()
     try:
         response = client.request_once(Seed(url), proxy)
@@ -51,19 +51,6 @@ def _check_one(proxy, url, timeout, fetcher):
     if not row["ok"]:
         row["error"] = "HTTP %d" % response.status_code
     return row
-
-
-class _Probe:
-    """The spider a check fetches for: no headers of its own, certificates verified."""
-
-    name = "proxy-check"
-    headers = None
-    user_agents = ()
-    verify = True
-    handle_status = ()
-
-    def is_banned(self, response):
-        return False
 
 
 def _describe(exc):

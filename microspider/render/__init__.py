@@ -1,25 +1,18 @@
-"""Pages that need a browser: a fetcher that renders seeds in headless Chromium.
+"""Pages that need a browser: headless Chromium, its pool and its network events.
 
-``RenderFetcher`` has the plain Fetcher's interface and retry logic; the worker
-uses it when ``settings.render`` is set (``render = True`` on the spider,
-``render`` in microspider.cfg, or ``--render``).  ``check_render`` runs in the
-run process before any worker starts, so a missing extra or browser is one
-line and exit 2, not a crash loop.  Selenium is imported only when used.
+The fetcher that renders seeds with them is ``microspider.transport.browser``
+(``RenderFetcher``); the worker uses it when ``settings.render`` is set
+(``render = True`` on the spider, ``render`` in microspider.cfg, or
+``--render``).  ``check_render`` runs in the run process before any worker
+starts, so a missing extra or browser is one line and exit 2, not a crash
+loop.  Selenium is imported only when used.
 """
 from .browser import check_selenium, find_browser, find_driver
 
-__all__ = ["RenderFetcher", "check_render"]
+__all__ = ["check_render"]
 
 
 def check_render(settings):
     """ConfigError (one line) unless Selenium, a Chromium and its chromedriver are there."""
     check_selenium()
     find_driver(find_browser(settings.browser))
-
-
-def __getattr__(name):
-    if name == "RenderFetcher":
-        from .fetcher import RenderFetcher
-
-        return RenderFetcher
-    raise AttributeError(name)

@@ -1,22 +1,15 @@
-"""What a rendered page becomes: the Response handed to parse.
+"""What a rendered page's network did: the events the browser transport builds its Response from.
 
 Status, final URL and headers come from the browser's own network events
 (the performance log chromedriver keeps: ``Network.responseReceived`` of the
-main frame's document), the body is the DOM after the page loaded and the
-spider's ``render_wait`` was met, serialised as UTF-8 HTML.
+main frame's document); ``microspider.transport.browser`` adds the DOM after
+the page loaded and the spider's ``render_wait`` was met.
 """
-import datetime
 import json
 
-import requests
-from requests.structures import CaseInsensitiveDict
-
 from ..errors import FetchError
-from ..crawl.response import Response
 
 XHR_TYPES = frozenset(["XHR", "Fetch"])
-# the body is the serialised DOM, not what the server sent: these would describe the wrong bytes
-DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 
 
 class Events:
@@ -82,34 +75,3 @@ def _body_bytes(got):
 
         return base64.b64decode(got["body"])
     return got["body"].encode("utf-8")
-
-
-def rendered_response(events, html, request_url, headers):
-    """A Response like the plain fetcher's, for a page the browser rendered."""
-    answer = events.response
-    headers = answer.get("headers") or {}
-    if events.raw and events.raw.get("statusCode") == answer.get("status"):
-        headers = events.raw.get("headers") or headers   # has Set-Cookie, which the other hides
-    resp = Response.__new__(Response)
-    resp._content = html.encode("utf-8")
-    resp._content_consumed = True
-    resp._next = None
-    resp.status_code = int(answer.get("status") or 0)
-    resp.headers = CaseInsensitiveDict(
-        {k: v for k, v in headers.items() if k.title() not in DROPPED_HEADERS})
-    resp.raw = None
-    resp.url = answer.get("url") or request_url
-    resp.encoding = "utf-8"
-    resp.history = []
-    resp.reason = answer.get("statusText") or ""
-    resp.elapsed = datetime.timedelta(0)
-    resp.connection = None
-    request = requests.PreparedRequest()
-    request.method, request.url, request.headers, request.body = "GET", request_url, headers, None
-    resp.request = request
-    set_cookie = resp.headers.get("Set-Cookie")
-    if set_cookie:  # Chromium joins repeated headers with newlines
-        resp.__dict__["_set_cookie"] = set_cookie.split("\n")
-    resp.screenshot = None
-    resp.xhr = None
-    return resp

@@ -1,4 +1,4 @@
-"""The render fetcher: Fetcher's retries, proxies, bans and rate limits, with a browser per attempt.
+"""The browser transport: Fetcher's retries, proxies, bans and rate limits, with a browser per attempt.
 
 Only ``_request`` differs from the plain fetcher, so everything around one
 fetch (each attempt through another proxy, ``spider.is_banned``, RETRYABLE
@@ -10,23 +10,33 @@ the attempt counts as a failed fetch.
 
 Browser calls are HTTP requests to chromedriver; in a worker (gevent-patched)
 they yield to the event loop while the browser works, so the flusher and the
-heartbeat keep running.  No gevent import here either.
+heartbeat keep running.  No gevent import here either.  Driving Chromium
+(launching, the pool, reading its network events) is ``microspider.render``'s;
+this module adapts it to the Fetcher interface and builds the Response.
 """
 import functools
 import threading
 import time
 
+import urllib3
+
 from ..errors import FetchError
-from ..crawl.fetcher import Fetcher
-from .browser import Browser, _first_line, find_browser, find_driver
-from .page import Events, rendered_response, xhr_bodies
-from .pool import BrowserPool
+from ..render.browser import Browser, _first_line, find_browser, find_driver
+from ..render.page import Events, xhr_bodies
+from ..render.pool import BrowserPool
+from .base import Fetcher
+from .response import make_response, sent_request
 
 NET_ERROR = "net::ERR_"   # Chromium's name for a page that did not load; the browser is fine
+# the body is the serialised DOM, not what the server sent: these would describe the wrong bytes
+DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 
 
 class RenderFetcher(Fetcher):
     """Fetches seeds by rendering them in headless Chromium; same interface as Fetcher."""
+
+    # chromedriver is called over HTTP with urllib3: a hung browser is a urllib3 read timeout
+    transport_errors = Fetcher.transport_errors + (urllib3.exceptions.HTTPError,)
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, launch=None):
@@ -87,11 +97,8 @@ class RenderFetcher(Fetcher):
         html = driver.page_source
         events = Events(driver.get_log("performance"), browser.frame)
         events.check(url)
-        response = rendered_response(events, html, url, headers)
-        response.screenshot = shot
-        if self.want_xhr:
-            response.xhr = xhr_bodies(driver, events)
-        return response
+        xhr = xhr_bodies(driver, events) if self.want_xhr else None
+        return rendered_response(events, html, url, headers, screenshot=shot, xhr=xhr)
 
     def _prepare(self, browser, seed, url):
         """Headers, User-Agent and cookies of the seed, set in the browser before it navigates."""
@@ -130,3 +137,24 @@ class RenderFetcher(Fetcher):
     def close(self):
         self.pool.close()
         super().close()
+
+
+def rendered_response(events, html, request_url, sent_headers, **extras):
+    """The Response of a page the browser rendered: its answer's head, the DOM as UTF-8 HTML.
+
+    Status, final URL and headers come from the browser's network events for
+    the main document; ``request.headers`` are the headers the browser was
+    told to send (`sent_headers`), not the answer's.
+    """
+    answer = events.response
+    headers = answer.get("headers") or {}
+    if events.raw and events.raw.get("statusCode") == answer.get("status"):
+        headers = events.raw.get("headers") or headers   # has Set-Cookie, which the other hides
+    headers = {k: v for k, v in headers.items() if k.title() not in DROPPED_HEADERS}
+    set_cookie = next((v for k, v in headers.items() if k.lower() == "set-cookie"), None)
+    return make_response(
+        answer.get("status"), answer.get("url") or request_url, headers, html.encode("utf-8"),
+        sent_request("GET", request_url, sent_headers), reason=answer.get("statusText") or "",
+        encoding="utf-8",
+        set_cookie=set_cookie.split("\n") if set_cookie else None,  # Chromium joins repeats with newlines
+        **extras)

@@ -1,6 +1,6 @@
 """The libcurl transport (``--fetcher curl``): pycurl on the gevent loop.
 
-One ``CurlLoop`` (``microspider.curl_loop``: a CurlMulti whose sockets and
+One ``CurlLoop`` (``microspider.transport.curl_loop``: a CurlMulti whose sockets and
 timer are gevent watchers) per fetcher holds every transfer of the process.
 All the HTTP work (connections kept alive per host and proxy, CONNECT
 tunnels, TLS, redirects, gzip/deflate/brotli, timeouts) happens in C; Python
@@ -12,10 +12,11 @@ import certifi
 import pycurl
 from urllib3._collections import HTTPHeaderDict
 
-from .curl_loop import CurlLoop
 from ..errors import FetchError
-from .fetcher import DEFAULT_HEADERS, Fetcher
-from .response import build_response
+from .base import DEFAULT_HEADERS, Fetcher
+from .curl_loop import CurlLoop
+from .response import make_response, sent_request
+
 MAX_REDIRECTS = 20
 HAS_BROTLI = bool(pycurl.version_info()[4] & pycurl.VERSION_BROTLI)
 CURL_HEADERS = dict(DEFAULT_HEADERS, **{
@@ -93,16 +94,6 @@ class _Sends:
         return pycurl.PREREQFUNC_OK
 
 
-class _Answer:
-    """The status line and headers of the final answer, shaped as build_response reads them."""
-
-    __slots__ = ("status", "reason", "headers")
-
-    def __init__(self, status, lines):
-        self.status = status
-        self.reason, self.headers = _parse_head(lines)
-
-
 class CurlFetcher(Fetcher):
     """The libcurl transport (``--fetcher curl``): one CurlMulti per process on the gevent loop."""
 
@@ -126,12 +117,14 @@ class CurlFetcher(Fetcher):
             errno, message = self.curl.perform(handle)
             if errno:
                 raise self._error(errno, message, sink, sends)
-            answer = _Answer(handle.getinfo(pycurl.RESPONSE_CODE), lines)
+            status = handle.getinfo(pycurl.RESPONSE_CODE)
             final = handle.getinfo(pycurl.EFFECTIVE_URL)
         finally:
             handle.reset()  # drops the callbacks and body; keeps the share and the DNS cache
             self._free.append(handle)
-        return build_response(answer, sink.content(), final, seed.method, url, headers, body)
+        reason, answer_headers = _parse_head(lines)
+        return make_response(status, final, answer_headers, sink.content(),
+                             sent_request(seed.method, url, headers, body), reason=reason)
 
     def _new_handle(self):
         handle = pycurl.Curl()

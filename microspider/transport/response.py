@@ -1,4 +1,10 @@
-"""The response handed to parse: a requests.Response with ``.soup``."""
+"""The response handed to parse, built in one place for every transport.
+
+A transport knows the answer's status, final URL, headers, body and the
+request it sent; ``make_response`` turns those into the ``Response`` parse
+sees (a requests.Response without the session machinery), and
+``from_failure`` does the same for a response kept in the failure store.
+"""
 import datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
@@ -16,6 +22,7 @@ class Response(requests.Response):
 
     @property
     def soup(self):
+        """The body parsed by BeautifulSoup with lxml (on first use)."""
         soup = self.__dict__.get("_soup")
         if soup is None:
             from bs4 import BeautifulSoup
@@ -40,27 +47,48 @@ class Response(requests.Response):
         self.__dict__["_cookies"] = jar
 
 
-def build_response(raw, content, url, method, request_url, headers, body):
-    """A Response from a urllib3 answer whose body is already read; no session machinery."""
+def sent_request(method, url, headers, body=None):
+    """The request a transport sent, as ``response.request`` shows it (the headers SENT)."""
+    request = requests.PreparedRequest()
+    request.method, request.url, request.headers, request.body = method, url, headers, body
+    return request
+
+
+def make_response(status, url, headers, content, request=None, reason="", encoding=None,
+                  set_cookie=None, **extras):
+    """The Response parse gets; every transport (and ``from_failure``) builds it here.
+
+    `headers`: the answer's (any mapping); `encoding`: None reads it from
+    Content-Type; `set_cookie`: the Set-Cookie values, one per header (None:
+    read them from `headers`); `extras`: attributes of this transport's
+    answers (``screenshot``, ``xhr``, ``http_version``...).
+    """
     resp = Response.__new__(Response)
     resp._content = content
     resp._content_consumed = True
     resp._next = None
-    resp.status_code = raw.status
-    resp.headers = CaseInsensitiveDict(raw.headers)
+    resp.status_code = int(status or 0)
+    resp.headers = CaseInsensitiveDict(headers)
     resp.raw = None
     resp.url = url
-    resp.encoding = get_encoding_from_headers(resp.headers)
+    resp.encoding = encoding if encoding is not None else get_encoding_from_headers(resp.headers)
     resp.history = []
-    resp.reason = raw.reason
+    resp.reason = reason
     resp.elapsed = datetime.timedelta(0)
     resp.connection = None
-    request = requests.PreparedRequest()
-    request.method, request.url, request.headers, request.body = method, request_url, headers, body
     resp.request = request
-    if "Set-Cookie" in raw.headers:
-        resp.__dict__["_set_cookie"] = raw.headers.getlist("Set-Cookie")
+    if set_cookie is None and hasattr(headers, "getlist") and "Set-Cookie" in headers:
+        set_cookie = headers.getlist("Set-Cookie")  # each value apart, where CaseInsensitiveDict joins
+    if set_cookie:
+        resp.__dict__["_set_cookie"] = list(set_cookie)
+    resp.__dict__.update(extras)
     return resp
+
+
+def from_failure(doc):
+    """Rebuild the stored response of a failure document, for re-parsing."""
+    return make_response(doc.get("status"), doc.get("url"), doc.get("headers") or {},
+                         doc.get("body") or b"", encoding=doc.get("encoding"))
 
 
 def _cookies_from(values, url):
@@ -75,17 +103,3 @@ def _cookies_from(values, url):
         for name, morsel in parsed.items():
             jar.set(name, morsel.value, domain=morsel["domain"] or host, path=morsel["path"] or "/")
     return jar
-
-
-
-
-def from_failure(doc):
-    """Rebuild the stored response of a failure document, for re-parsing."""
-    resp = Response()
-    resp.status_code = doc.get("status") or 0
-    resp.headers.update(doc.get("headers") or {})
-    resp._content = doc.get("body") or b""
-    resp._content_consumed = True
-    resp.encoding = doc.get("encoding")
-    resp.url = doc.get("url")
-    return resp
