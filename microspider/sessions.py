@@ -41,7 +41,7 @@ class Session:
     """One identity as this process knows it: proxy URL, User-Agent, profile, jar, uses left here."""
 
     __slots__ = ("id", "proxy", "agent", "profile", "jar", "allowance", "used", "reserving",
-                 "warming")
+                 "warming", "last_block")
 
     def __init__(self, sid, identity):
         self.id = sid
@@ -53,6 +53,7 @@ class Session:
         self.used = 0           # uses of the session everywhere, as far as this process knows
         self.reserving = False  # a reservation round trip is under way
         self.warming = False    # a request with an empty jar is under way (it may earn cookies)
+        self.last_block = False  # the allowance holds the session's last uses
 
     def cookies_for(self, host):
         """{name: value} of the jar's cookies that `host` may receive.
@@ -135,6 +136,9 @@ class SessionPool:
                 continue
             if not self._proxy_ready(session, host):
                 continue
+            if session.allowance <= 0 and session.last_block:
+                self.retire(session, "used up", host)   # no need to ask: the uses are all spent
+                continue
             if session.allowance <= 0 and not self._reserve(session, host):
                 continue
             self._cursor = (self._cursor + step + 1) % max(1, len(self._order))
@@ -164,6 +168,7 @@ class SessionPool:
             self.retire(session, "used up", host)
             return False
         session.allowance = found.granted
+        session.last_block = found.before + found.granted >= self.max_uses
         return session.id in self._sessions
 
     # -- the live set ------------------------------------------------------------------

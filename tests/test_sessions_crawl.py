@@ -46,12 +46,14 @@ def _run_args(tmp_path, redis_url, *extra):
             "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path) + extra
 
 
-def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, three_proxies):
+@pytest.mark.parametrize("fetcher", ["curl", "urllib3"])
+def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, three_proxies, fetcher):
     site = SessionSite(max_uses=20).start()
     try:
         write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=300)
         microspider(*_run_args(tmp_path, redis_url, "-w", "2", "--pool", "8", "--sessions", "6",
-                               "--session-max-uses", "15"), cwd=tmp_path, check=0, timeout=120)
+                               "--session-max-uses", "15", "--fetcher", fetcher),
+                    cwd=tmp_path, check=0, timeout=120)
         figures = stat(tmp_path, "sess", "--redis", redis_url,
                        "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
     finally:

@@ -314,6 +314,9 @@ class Worker:
         outcome = Outcome(self.name)
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
+        sessions = getattr(self.fetcher, "sessions", None)
+        if sessions is not None:  # counted in this batch's transaction: no extra round trip
+            outcome.count("session_round_trips", sessions.store.pop_round_trips())
         now = self.now()
         for kind, raw, seed, payload in records:
             outcome.finish(raw)

@@ -56,12 +56,14 @@ class SessionStore:
         self._sync = client.register_script(SESSIONS_SYNC)
         self._reserve = client.register_script(SESSION_RESERVE)
         self._cookies = client.register_script(SESSION_COOKIES)
+        self.round_trips = 0  # calls made (one round trip each), read by pop_round_trips
 
     def sync(self, size, retire=None, new=()):
         """Retire `retire` (an id), add `new` [(id, identity dict)] while fewer than `size` are live.
 
         Returns (retired: True if this call removed it, {id: identity} of the live sessions).
         """
+        self.round_trips += 1
         args = [int(size), self.prefix, retire or ""]
         for sid, identity in new:
             args += [sid, json.dumps(identity, sort_keys=True)]
@@ -70,6 +72,7 @@ class SessionStore:
 
     def reserve(self, sid, block, max_uses):
         """Reserve up to `block` uses of session `sid`: a Reservation, or None if it is retired."""
+        self.round_trips += 1
         found = self._reserve(keys=[self.live_key, self.prefix + sid], args=[sid, int(block), int(max_uses)])
         if not found:
             return None
@@ -80,10 +83,16 @@ class SessionStore:
 
     def save_cookies(self, sid, changed):
         """Write {(domain, name): value or None (deleted)} to a live session's jar; False if retired."""
+        self.round_trips += 1
         args = [sid]
         for (domain, name), value in changed.items():
             args += [cookie_field(domain, name), value or ""]
         return bool(self._cookies(keys=[self.live_key, self.prefix + sid], args=args))
+
+    def pop_round_trips(self):
+        """Round trips made since the last call (the worker adds them to the ``stats`` counters)."""
+        made, self.round_trips = self.round_trips, 0
+        return made
 
     def live(self):
         """{id: identity} of the live sessions."""
