@@ -172,7 +172,7 @@ def test_the_transport_package_imports_nothing_above_it():
     import subprocess
     import sys
 
-    code = ("import sys, microspider.transport.base, microspider.transport.urllib3_fetcher, "
+    code = ("import sys, microspider.transport.fetcher, "
             "microspider.transport.curl_fetcher, microspider.transport.response, "
             "microspider.proxies.check\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] in "

@@ -1,6 +1,6 @@
 """Every way a page is fetched, behind one interface.
 
-A transport is a ``Fetcher`` subclass (``transport.base``) that implements one
+A transport is a ``Fetcher`` subclass (``transport.fetcher``) that implements one
 exchange, ``_request(seed, proxy)``; the retries through other proxies, bans,
 rate limits and proxy health around it are the base class's.  Each builds
 the ``Response`` parse gets with ``transport.response.make_response``.
@@ -11,7 +11,7 @@ name           class (module)              needs
 ``curl``       ``CurlFetcher``             pycurl (libcurl on the gevent loop)
                (``curl_fetcher``)
 ``urllib3``    ``Urllib3Fetcher``          urllib3
-               (``urllib3_fetcher``)
+               (``fetcher``)
 ``browser``    ``RenderFetcher``           the ``render`` extra and a Chromium
                (``browser``)
 =============  ==========================  ====================================
@@ -29,7 +29,7 @@ __all__ = ["FETCHERS", "fetcher_class", "make_fetcher", "probe_fetcher"]
 def fetcher_class(name):
     """The Fetcher subclass of a transport name (``--fetcher``, or "browser")."""
     if name == "urllib3":
-        from .urllib3_fetcher import Urllib3Fetcher
+        from .fetcher import Urllib3Fetcher
 
         return Urllib3Fetcher
     if name == "curl":

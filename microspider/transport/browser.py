@@ -24,7 +24,7 @@ from ..errors import FetchError
 from ..render.browser import Browser, _first_line, find_browser, find_driver
 from ..render.page import Events, xhr_bodies
 from ..render.pool import BrowserPool
-from .base import Fetcher
+from .fetcher import Fetcher
 from .response import make_response, sent_request
 
 NET_ERROR = "net::ERR_"   # Chromium's name for a page that did not load; the browser is fine

@@ -13,8 +13,8 @@ import pycurl
 from urllib3._collections import HTTPHeaderDict
 
 from ..errors import FetchError
-from .base import DEFAULT_HEADERS, Fetcher
 from .curl_loop import CurlLoop
+from .fetcher import DEFAULT_HEADERS, Fetcher
 from .response import make_response, sent_request
 
 MAX_REDIRECTS = 20
