@@ -145,3 +145,15 @@ def test_a_dead_holder_strands_nothing(r):
     ids = [b.take(HOST).id for _ in range(12)]
     assert held.id in ids                       # b uses what is left of it, no lease to wait out
     assert r.hlen("microspider:{s}:sessions") <= 2
+
+
+def test_clear_forgets_the_pool(redis_url, r):
+    from microspider.state import Redis, SpiderState
+
+    state = SpiderState(Redis(redis_url), "s")
+    pool = SessionPool(state.sessions, 2, 50, sleep=lambda s: None)
+    session = pool.take(HOST)
+    pool.absorb(session, _answer(set_cookie=["sid=1"]), HOST)
+    assert r.exists("microspider:{s}:session:" + session.id)
+    state.forget()
+    assert not r.keys("microspider:{s}:session*")
