@@ -41,7 +41,7 @@ class Session:
     """One identity as this process knows it: proxy URL, User-Agent, profile, jar, uses left here."""
 
     __slots__ = ("id", "proxy", "agent", "profile", "jar", "allowance", "used", "reserving",
-                 "warming", "last_block")
+                 "warming", "last_block", "warmed")
 
     def __init__(self, sid, identity):
         self.id = sid
@@ -54,6 +54,7 @@ class Session:
         self.reserving = False  # a reservation round trip is under way
         self.warming = False    # a request with an empty jar is under way (it may earn cookies)
         self.last_block = False  # the allowance holds the session's last uses
+        self.warmed = False     # a browser rendered its first page (``session_warmup``)
 
     def cookies_for(self, host):
         """{name: value} of the jar's cookies that `host` may receive.
@@ -80,10 +81,12 @@ class SessionPool:
     FRESH_USES = 3      # a session banned within this many uses counts against its proxy
     WINDOW = 4          # retired sessions remembered per proxy
     BURNT = 3           # of those, fresh bans that bench the proxy
-    WAITS = 500         # 10 ms waits for a session another greenlet is reserving
+    WAIT = 0.01         # seconds between looks for a session another greenlet is reserving
 
-    def __init__(self, store, size, max_uses, proxies=None, agents=(), profile=None,
-                 now=time.monotonic, sleep=time.sleep, log=_log):
+    def __init__(self, store, size, max_uses, proxies=None, agents=(), profile=None, renderer=None,
+                 patience=5.0, now=time.monotonic, sleep=time.sleep, log=_log):
+        """`renderer`: a browser fetcher with ``warm`` (``session_warmup = "render"``);
+        `patience`: seconds take() waits for a session busy in another greenlet."""
         self.store = store
         self.size = size
         self.max_uses = max_uses
@@ -92,6 +95,9 @@ class SessionPool:
         self.proxies = proxies
         self.agents = list(agents or ())
         self.profile = profile
+        self.renderer = renderer
+        self.patience = patience
+        self.navigations = 0      # first pages rendered by the browser (warm-ups)
         self._now, self._sleep, self.log = now, sleep, log
         self._sessions = {}       # id -> Session
         self._order = []          # ids, in the order take() walks them
@@ -108,7 +114,7 @@ class SessionPool:
         way here is taken only when no other is free, so one grant serves all.
         Waits briefly while the only candidates are being reserved by other greenlets.
         """
-        for _ in range(self.WAITS):
+        for _ in range(max(1, int(self.patience / self.WAIT))):
             self._refresh_if_due(host)
             order = self._order
             session, busy = self._pick(host, exclude, warming=False)
@@ -120,7 +126,7 @@ class SessionPool:
                 continue            # sessions were retired and replaced meanwhile: try the new ones
             if not busy:
                 return None
-            self._sleep(0.01)
+            self._sleep(self.WAIT)
         return None
 
     def _pick(self, host, exclude, warming):
@@ -129,10 +135,12 @@ class SessionPool:
         busy = False
         for step in range(len(order)):
             session = self._sessions.get(order[(self._cursor + step) % len(order)])
-            if session is None or session.id in exclude or (session.warming and not warming):
+            if session is None or session.id in exclude:
                 continue
-            if session.reserving:
+            if session.reserving or (warming and self._rendering(session)):
                 busy = True
+                continue
+            if session.warming and not warming:
                 continue
             if not self._proxy_ready(session, host):
                 continue
@@ -144,9 +152,14 @@ class SessionPool:
             self._cursor = (self._cursor + step + 1) % max(1, len(self._order))
             session.allowance -= 1
             session.used += 1
-            session.warming = session.warming or not session.jar
+            session.warming = session.warming or not session.jar or (
+                self.renderer is not None and not session.warmed)
             return session, busy
         return None, busy
+
+    def _rendering(self, session):
+        """True while a browser renders the session's first page: wait for its cookies."""
+        return session.warming and self.renderer is not None and not session.warmed
 
     def _proxy_ready(self, session, host):
         return session.proxy is None or self.proxies is None or self.proxies.is_ready(session.proxy, host)
@@ -163,6 +176,7 @@ class SessionPool:
             self._sync(host)
             return False
         session.jar.update(found.jar)
+        session.warmed = session.warmed or found.warmed
         session.used = found.before
         if found.granted <= 0:
             self.retire(session, "used up", host)
@@ -260,6 +274,8 @@ class SessionPool:
         Each hop carries the session's identity and the jar as it stands after
         the previous hop, so a cookie set by a 302 is sent on the next request.
         """
+        if self.renderer is not None and not session.warmed:
+            return self._warm(seed, session)
         proxy = self.proxy_of(session)
         hop = session.dress(seed)
         try:
@@ -275,6 +291,27 @@ class SessionPool:
         finally:
             session.warming = False
         raise FetchError("%s: more than %d redirects" % (seed.url, MAX_HOPS))
+
+    def _warm(self, seed, session):
+        """A session's first page, rendered by the browser; the cookies it earned go to the jar."""
+        try:
+            response, cookies = self.renderer.warm(session.dress(seed), self.proxy_of(session))
+        finally:
+            session.warming = False
+        self.navigations += 1
+        earned = {(c["domain"].lower(), c["name"]): c["value"] for c in cookies}
+        changed = {key: value for key, value in earned.items() if session.jar.get(key) != value}
+        session.jar.update(earned)
+        session.warmed = True
+        if not self.store.save_cookies(session.id, changed, warmed=True):
+            self._drop(session.id)
+        response.session = session.id
+        return response
+
+    def close(self):
+        """Close the browser of the warm-ups, if any."""
+        if self.renderer is not None:
+            self.renderer.close()
 
     def proxy_of(self, session):
         """The Proxy object of a session's proxy URL (None: direct)."""

@@ -10,6 +10,11 @@
   sites answer (the spider's ``is_banned`` must see it);
 - otherwise the page, counted against the token.
 
+With ``challenge=True`` a visit without the cookie gets instead a 200 page
+whose script sets it and reloads (what JavaScript challenges do): only a
+browser gets through.  ``navigations`` counts the requests a browser made
+(they carry ``Upgrade-Insecure-Requests``, which plain clients do not send).
+
 ``grants``, ``pages`` (real pages served), ``crossings``, ``refused`` (answers
 to revoked, unknown or used-up tokens) and ``tokens`` ({token: Grant}) say
 what happened.
@@ -21,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 from tests.servers import Site
 
 BLOCKED = b"<html><title>Blocked</title><body>Blocked: your session has expired</body></html>"
+CHALLENGE = ("<html><head><title>Checking your browser</title></head><body>Checking your browser"
+             "<script>document.cookie = 'sid=%s; path=/'; location.reload();</script></body></html>")
 
 
 class Grant:
@@ -35,11 +42,12 @@ class Grant:
 class SessionSite(Site):
     """The site on 127.0.0.1; ``start()``, ``url``, the counters, ``stop()``."""
 
-    def __init__(self, max_uses=20):
+    def __init__(self, max_uses=20, challenge=False):
         super().__init__(self._route)
         self.max_uses = max_uses
+        self.challenge = challenge
         self.tokens = {}
-        self.grants = self.pages = self.crossings = self.refused = 0
+        self.grants = self.pages = self.crossings = self.refused = self.navigations = 0
 
     def ips(self):
         """The client IPs that were granted a cookie."""
@@ -53,17 +61,23 @@ class SessionSite(Site):
             return self._grant(ip, agent, parse_qs(parts.query).get("to", ["/"])[0])
         if not parts.path.startswith("/item/"):
             return 404, [], b"not found"
+        if token is None and self.challenge:
+            return 200, [], (CHALLENGE % self._new_token(ip, agent)).encode()
         if token is None:
             return 302, [("Location", "/grant?to=" + parts.path)], b""
         with self.lock:
             return self._serve(self.tokens.get(token), ip, agent, parts.path)
 
     def _grant(self, ip, agent, back):
+        token = self._new_token(ip, agent)
+        return 302, [("Set-Cookie", "sid=%s; Path=/; HttpOnly" % token), ("Location", back)], b""
+
+    def _new_token(self, ip, agent):
         token = secrets.token_hex(8)
         with self.lock:
             self.tokens[token] = Grant(ip, agent)
             self.grants += 1
-        return 302, [("Set-Cookie", "sid=%s; Path=/; HttpOnly" % token), ("Location", back)], b""
+        return token
 
     def _serve(self, grant, ip, agent, path):
         if grant is None or grant.revoked:
@@ -83,6 +97,9 @@ class SessionSite(Site):
         return 200, [], body
 
     def _route(self, handler, path, attempt):
+        if handler.headers.get("Upgrade-Insecure-Requests"):
+            with self.lock:
+                self.navigations += 1
         cookie = SimpleCookie(handler.headers.get("Cookie") or "")
         token = cookie["sid"].value if "sid" in cookie else None
         status, headers, body = self.answer(handler.client_address[0], handler.headers.get("User-Agent"),

@@ -106,3 +106,37 @@ def test_kill_9_of_a_worker_loses_nothing_and_the_pool_recovers(tmp_path, redis_
     assert len({i["_id"] for i in _items(tmp_path)}) == 1500
     assert site.crossings == 0 and 0 < figures["sessions"] <= 5
     assert max(g.pages for g in site.tokens.values()) <= 40
+
+
+WARMED = '''
+class S(Spider):
+    name = "sess"
+    start_urls = ["{url}/item/%d" % i for i in range({pages})]
+    user_agents = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"]
+    session_warmup = "render"
+    render_wait = "h1"
+
+    def is_banned(self, response):
+        return response.status_code in (403, 429) or b"Checking your browser" in response.content
+
+    def parse(self, response, seed):
+        assert b"<h1>" in response.content, response.text[:200]
+        yield {{"_id": seed.url, "session": response.session}}
+'''
+
+
+def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_path, redis_url,
+                                                                          three_proxies):
+    site = SessionSite(max_uses=1000, challenge=True).start()
+    try:
+        write_spider(tmp_path, "s.py", WARMED, url=site.url, pages=150)
+        microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "3",
+                               "--session-max-uses", "50", "--render-pages", "1", "--timeout", "15"),
+                    cwd=tmp_path, check=0, timeout=240)
+    finally:
+        site.stop()
+    items = _items(tmp_path)
+    assert len({i["_id"] for i in items}) == 150
+    assert site.crossings == 0
+    assert 0 < site.navigations <= 150 / 10                  # a challenge solved once serves many pages
+    assert site.pages - site.navigations >= 150 * 0.8        # most pages came by the plain fetcher

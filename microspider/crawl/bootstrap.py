@@ -62,6 +62,8 @@ def run_worker(job_text):
     gevent.signal_handler(signal.SIGINT, worker.stop)
     _install_parse_watchdog(worker)
     worker.run()
+    if sessions:
+        sessions["sessions"].close()
     store.close()
     return 1 if worker.failed else 0
 
@@ -75,9 +77,15 @@ def session_pool(spider, settings, state, proxies):
         return {}
     from ..sessions import SessionPool
 
+    renderer = None
+    if settings.session_warmup == "render":   # a browser earns each new session's cookies
+        from ..transport import fetcher_class
+
+        renderer = fetcher_class("browser")(spider, settings)
     return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
                                     proxies=proxies, agents=spider.user_agents,
-                                    profile=getattr(settings, "impersonate", None))}
+                                    profile=getattr(settings, "impersonate", None), renderer=renderer,
+                                    patience=2 * settings.timeout if renderer else 5.0)}
 
 
 def _install_parse_watchdog(worker):

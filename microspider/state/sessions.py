@@ -20,7 +20,7 @@ from .scripts import SESSION_COOKIES, SESSION_RESERVE, SESSIONS_SYNC
 
 __all__ = ["SessionStore", "Reservation", "cookie_field", "split_field"]
 
-USES = b"uses"
+USES, WARMED = b"uses", b"warmed"   # the session hash's fields that are not cookies
 
 
 def cookie_field(domain, name):
@@ -36,12 +36,13 @@ def split_field(field):
 
 
 class Reservation:
-    """What a reservation answered: uses granted, uses reserved before, the jar {(domain, name): value}."""
+    """What a reservation answered: uses granted, uses reserved before, the jar {(domain, name): value},
+    and whether a browser has warmed the session up (``session_warmup``)."""
 
-    __slots__ = ("granted", "before", "jar")
+    __slots__ = ("granted", "before", "jar", "warmed")
 
-    def __init__(self, granted, before, jar):
-        self.granted, self.before, self.jar = granted, before, jar
+    def __init__(self, granted, before, jar, warmed=False):
+        self.granted, self.before, self.jar, self.warmed = granted, before, jar, warmed
 
 
 class SessionStore:
@@ -77,14 +78,17 @@ class SessionStore:
         if not found:
             return None
         granted, before, flat = found
-        jar = {split_field(k): v.decode("utf-8", "replace")
-               for k, v in zip(flat[::2], flat[1::2]) if k != USES}
-        return Reservation(int(granted), int(before), jar)
+        fields = dict(zip(flat[::2], flat[1::2]))
+        jar = {split_field(k): v.decode("utf-8", "replace") for k, v in fields.items()
+               if k not in (USES, WARMED)}
+        return Reservation(int(granted), int(before), jar, WARMED in fields)
 
-    def save_cookies(self, sid, changed):
-        """Write {(domain, name): value or None (deleted)} to a live session's jar; False if retired."""
+    def save_cookies(self, sid, changed, warmed=False):
+        """Write {(domain, name): value or None (deleted)} to a live session's jar; False if retired.
+
+        `warmed` also marks the session as warmed up by a browser."""
         self.round_trips += 1
-        args = [sid]
+        args = [sid, "1" if warmed else "0"]
         for (domain, name), value in changed.items():
             args += [cookie_field(domain, name), value or ""]
         return bool(self._cookies(keys=[self.live_key, self.prefix + sid], args=args))

@@ -66,14 +66,34 @@ class RenderFetcher(Fetcher):
             return super().fetch(seed)
 
     def _request(self, seed, proxy):
+        return self._in_browser(seed, proxy, self._render)
+
+    def warm(self, seed, proxy):
+        """Render `seed` through `proxy` with no cookie but the seed's own; (Response, browser cookies).
+
+        The cookies are Chromium's after the page (``Network.getAllCookies``: name,
+        value, domain with a leading dot for a domain cookie).  A session's first
+        page (``session_warmup = "render"``): browsers are shared by proxy, so the
+        jar is emptied first and no session's cookies reach another.
+        """
+        def render(browser, seed):
+            browser.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+            response = self._render(browser, seed)
+            return response, browser.driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+
+        with self.turns:
+            return self._in_browser(seed, proxy, render)
+
+    def _in_browser(self, seed, proxy, render):
+        """``render(browser, seed)`` in a browser through `proxy`, replaced if it broke."""
         if seed.method != "GET" or seed.data:
             raise FetchError("%s: only GET seeds without a body can be rendered" % seed.url)
         browser = self.pool.acquire(proxy.url if proxy else None)
         broken = True
         try:
-            response = self._render(browser, seed)
+            result = render(browser, seed)
             broken = False
-            return response
+            return result
         except FetchError:
             broken = False   # the page failed (refused, DNS...), the browser is fine
             raise
