@@ -96,6 +96,7 @@ class SessionPool:
         self.agents = list(agents or ())
         self.profile = profile
         self.renderer = renderer
+        self.render_all = False   # every page in the browser (``render`` with sessions)
         self.patience = patience
         self.navigations = 0      # first pages rendered by the browser (warm-ups)
         self._now, self._sleep, self.log = now, sleep, log
@@ -274,8 +275,8 @@ class SessionPool:
         Each hop carries the session's identity and the jar as it stands after
         the previous hop, so a cookie set by a 302 is sent on the next request.
         """
-        if self.renderer is not None and not session.warmed:
-            return self._warm(seed, session)
+        if self.renderer is not None and (self.render_all or not session.warmed):
+            return self._in_browser(seed, session)
         proxy = self.proxy_of(session)
         hop = session.dress(seed)
         try:
@@ -292,8 +293,12 @@ class SessionPool:
             session.warming = False
         raise FetchError("%s: more than %d redirects" % (seed.url, MAX_HOPS))
 
-    def _warm(self, seed, session):
-        """A session's first page, rendered by the browser; the cookies it earned go to the jar."""
+    def render_with(self, renderer, every_page=False):
+        """Render a session's first page (or, `every_page`, all of them) with `renderer`."""
+        self.renderer, self.render_all = renderer, every_page
+
+    def _in_browser(self, seed, session):
+        """A page of the session rendered by the browser; the cookies the browser holds go to the jar."""
         try:
             response, cookies = self.renderer.warm(session.dress(seed), self.proxy_of(session))
         finally:
@@ -309,8 +314,8 @@ class SessionPool:
         return response
 
     def close(self):
-        """Close the browser of the warm-ups, if any."""
-        if self.renderer is not None:
+        """Close the browser of the warm-ups, if any (a rendering fetcher closes itself)."""
+        if self.renderer is not None and not self.render_all:
             self.renderer.close()
 
     def proxy_of(self, session):

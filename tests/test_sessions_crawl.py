@@ -140,3 +140,18 @@ def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_pa
     assert site.crossings == 0
     assert 0 < site.navigations <= 150 / 10                  # a challenge solved once serves many pages
     assert site.pages - site.navigations >= 150 * 0.8        # most pages came by the plain fetcher
+
+
+def test_rendered_pages_keep_their_session_cookies(tmp_path, redis_url, three_proxies):
+    site = SessionSite(max_uses=1000, challenge=True).start()
+    try:
+        write_spider(tmp_path, "s.py", WARMED.replace('session_warmup = "render"', "render = True"),
+                     url=site.url, pages=30)
+        microspider(*_run_args(tmp_path, redis_url, "--pool", "2", "--sessions", "2",
+                               "--render-pages", "2", "--timeout", "15"),
+                    cwd=tmp_path, check=0, timeout=240)
+    finally:
+        site.stop()
+    assert len({i["_id"] for i in _items(tmp_path)}) == 30
+    assert site.crossings == 0 and site.navigations >= 30  # every page in the browser...
+    assert site.grants <= 4                                # ...with the cookie its session earned

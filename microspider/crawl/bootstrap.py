@@ -69,23 +69,21 @@ def run_worker(job_text):
 
 
 def session_pool(spider, settings, state, proxies):
-    """{"sessions": the process's SessionPool} with ``--sessions N``; {} with 0 (or a browser,
-    which sessions do not reach yet: docs/sessions.md)."""
-    if not settings.sessions or settings.render:
-        if settings.sessions:
-            log.warning("%s: --sessions is not applied to rendered pages yet", spider.name)
+    """{"sessions": the process's SessionPool} with ``--sessions N``; {} with 0."""
+    if not settings.sessions:
         return {}
     from ..sessions import SessionPool
 
     renderer = None
-    if settings.session_warmup == "render":   # a browser earns each new session's cookies
+    if settings.session_warmup == "render" and not settings.render:  # a browser earns the cookies
         from ..transport import fetcher_class
 
         renderer = fetcher_class("browser")(spider, settings)
     return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
                                     proxies=proxies, agents=spider.user_agents,
                                     profile=getattr(settings, "impersonate", None), renderer=renderer,
-                                    patience=2 * settings.timeout if renderer else 5.0)}
+                                    patience=2 * settings.timeout if renderer or settings.render
+                                    else 5.0)}
 
 
 def _install_parse_watchdog(worker):

@@ -39,11 +39,13 @@ class RenderFetcher(Fetcher):
     transport_errors = Fetcher.transport_errors + (urllib3.exceptions.HTTPError,)
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
-                 sleep=time.sleep, launch=None):
+                 sleep=time.sleep, launch=None, sessions=None):
         from selenium.common.exceptions import WebDriverException
 
         super().__init__(spider, settings, proxies=proxies, limiter=limiter,
-                         host_limiter=host_limiter, sleep=sleep)
+                         host_limiter=host_limiter, sleep=sleep, sessions=sessions)
+        if sessions is not None:
+            sessions.render_with(self, every_page=True)  # each page's cookies go to its session
         if launch is None:
             browser = find_browser(settings.browser)
             launch = functools.partial(Browser, browser, find_driver(browser),
@@ -81,8 +83,7 @@ class RenderFetcher(Fetcher):
             response = self._render(browser, seed)
             return response, browser.driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
 
-        with self.turns:
-            return self._in_browser(seed, proxy, render)
+        return self._in_browser(seed, proxy, render)   # the browser pool bounds the pages at once
 
     def _in_browser(self, seed, proxy, render):
         """``render(browser, seed)`` in a browser through `proxy`, replaced if it broke."""
