@@ -28,10 +28,13 @@ setup(
         # mongomock 4.3 predates the `sort` argument pymongo 4.11 passes to bulk
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
         "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7",
-                 "selenium>=4.11", "brotli>=1.0"],
+                 "selenium>=4.11", "brotli>=1.0",
+                 "curl_cffi>=0.17", "h2>=4"],
         "socks": ["requests[socks]"],
         # pages that need a browser: Selenium drives a Chromium and chromedriver from the system
         "render": ["selenium>=4.11"],
+        # a browser's TLS ClientHello, HTTP/2 settings and headers (--impersonate PROFILE)
+        "impersonate": ["curl_cffi>=0.17"],
         "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],
     },
     entry_points={"console_scripts": ["microspider=microspider.__main__:main"]},

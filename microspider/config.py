@@ -87,8 +87,15 @@ def _text(text):
 
 def _fetcher(text):
     value = str(text).strip().lower()
-    if value not in ("curl", "urllib3"):
-        raise ValueError("must be curl or urllib3")
+    if value not in ("curl", "urllib3", "impersonate"):
+        raise ValueError("must be curl, urllib3 or impersonate")
+    return value
+
+
+def _profile(text):
+    value = str(text).strip().lower()
+    if not value or not all(c.isalnum() or c in "_-." for c in value):
+        raise ValueError("must be a browser profile such as chrome, edge, safari or firefox")
     return value
 
 
@@ -153,7 +160,11 @@ OPTIONS = [
            "failover may then lose seeds sent to other spiders)"),
     Option("max_crashes", _pos_int, 3, "deliveries of a seed that killed or hung its worker "
            "before it is stored as WorkerCrashed"),
-    Option("fetcher", _fetcher, "curl", "HTTP client: curl (libcurl on the gevent loop) or urllib3"),
+    Option("fetcher", _fetcher, "curl", "HTTP client: curl (libcurl on the gevent loop), urllib3, or "
+           "impersonate (a browser's TLS and HTTP/2 identity, see --impersonate)"),
+    Option("impersonate", _profile, None, "fetch with this browser's TLS, HTTP/2 and default headers "
+           "(curl_cffi profile: chrome, edge, safari, firefox, chrome145...; implies --fetcher "
+           "impersonate; pip install microspider[impersonate])"),
     Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
     Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
            "or google-chrome on PATH]"),

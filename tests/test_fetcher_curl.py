@@ -1,6 +1,6 @@
-"""The behaviours both transports must hold (proxies, timeouts, limits, encodings, bodies), and
-what only the curl transport has: a gevent loop under it, so a slow server blocks one greenlet,
-and a handle that never stays in the multi after a Timeout or a kill."""
+"""The behaviours every transport must hold (proxies, timeouts, limits, encodings, bodies), and
+what only the libcurl transports (curl, impersonate) have: a gevent loop under them, so a slow
+server blocks one greenlet, and a handle that never stays in the multi after a Timeout or a kill."""
 import socket
 import struct
 import threading
@@ -330,13 +330,13 @@ def test_verify_false_accepts_a_self_signed_site_and_verify_true_refuses_it(tls_
 
 
 # -- the curl transport on the gevent loop -----------------------------------------------
-@pytest.fixture
-def curl():
-    """make(**flags): a CurlFetcher (these tests are about the curl transport alone)."""
+@pytest.fixture(params=["curl", "impersonate"])
+def curl(request):
+    """make(**flags): a CurlFetcher or its impersonating subclass (libcurl on the gevent loop)."""
     made = []
 
     def make(**flags):
-        settings = resolve(dict({"config": None, "fetcher": "curl"}, **flags), S, environ={})
+        settings = resolve(dict({"config": None, "fetcher": request.param}, **flags), S, environ={})
         made.append(make_fetcher(S(), settings))
         assert isinstance(made[-1], CurlFetcher)
         return made[-1]
@@ -348,6 +348,16 @@ def curl():
 
 def off_the_multi(handle):
     """True if libcurl agrees the handle is in no multi: another multi accepts it."""
+    if not isinstance(handle, pycurl.Curl):
+        from curl_cffi._wrapper import lib
+
+        probe = lib.curl_multi_init()
+        try:
+            if lib.curl_multi_add_handle(probe, handle._curl):
+                return False
+            return lib.curl_multi_remove_handle(probe, handle._curl) == 0
+        finally:
+            lib.curl_multi_cleanup(probe)
     probe = pycurl.CurlMulti()
     try:
         probe.add_handle(handle)

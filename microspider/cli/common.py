@@ -87,7 +87,8 @@ def option(opt, short=True, **extra):
 
 def metavar(opt):
     return {"_db": "DB", "_nonneg_int": "N", "_pos_int": "N", "_relay_mode": "0|1|2",
-            "_fetcher": "curl|urllib3", "_duration": "DURATION"}.get(
+            "_fetcher": "curl|urllib3|impersonate", "_duration": "DURATION",
+            "_profile": "PROFILE"}.get(
         opt.convert.__name__, "VALUE" if opt.convert is config._text else "SECONDS"
         if opt.name in ("idle", "timeout", "relay_delay") else "N")
 

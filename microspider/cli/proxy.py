@@ -73,7 +73,8 @@ def list_command(key, as_json, **flags):
 @click.option("--url", default=CHECK_URL, show_default=True, help="the URL to fetch through each proxy")
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="seconds per proxy")
 @click.option("--concurrency", default=20, show_default=True, type=click.IntRange(1, 500))
-@click.option("--fetcher", type=click.Choice(["curl", "urllib3"]), default="curl", show_default=True,
+@click.option("--fetcher", type=click.Choice(["curl", "urllib3", "impersonate"]), default="curl",
+              show_default=True,
               help="the crawl's HTTP client to check with")
 @handle_errors
 def check(source, url, timeout, concurrency, fetcher, **flags):

@@ -409,6 +409,10 @@ def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
         from ..render import check_render
 
         check_render(settings)  # a missing extra or browser: one line, before any worker starts
+    from ..transport import check_impersonate
+
+    for warning in check_impersonate(spider_cls, settings):  # a missing extra: one line, exit 2
+        log.warning("%s: %s", spider_cls.name, warning)
     runner = Run(spider_ref, spider_cls, settings, redis_url, store_uri)
     runner.alerter = alerter
     gevent.signal_handler(signal.SIGTERM, runner.stop, "stopped by SIGTERM")

@@ -99,10 +99,12 @@ class CurlFetcher(Fetcher):
 
     default_headers = CURL_HEADERS
     transport_errors = (FetchError, pycurl.error, ValueError)
+    multi_class = None      # CurlLoop's default: pycurl's multi
 
     def __init__(self, spider, settings, **kwargs):
         super().__init__(spider, settings, **kwargs)
-        self.curl = CurlLoop(max_connections=max(settings.pool, 10), idle_timeout=settings.timeout)
+        self.curl = CurlLoop(max_connections=max(settings.pool, 10), idle_timeout=settings.timeout,
+                             multi=self.multi_class)
         self._free = []
         self._verify = 2 if spider.verify else 0
         self._connect_ms = max(1, int(settings.timeout * 1000))
@@ -118,9 +120,9 @@ class CurlFetcher(Fetcher):
             if errno:
                 raise self._error(errno, message, sink, sends)
             status = handle.getinfo(pycurl.RESPONSE_CODE)
-            final = handle.getinfo(pycurl.EFFECTIVE_URL)
+            final = self._final_url(handle)
         finally:
-            handle.reset()  # drops the callbacks and body; keeps the share and the DNS cache
+            self._recycle(handle)
             self._free.append(handle)
         reason, answer_headers = _parse_head(lines)
         return make_response(status, final, answer_headers, sink.content(),
@@ -130,6 +132,27 @@ class CurlFetcher(Fetcher):
         handle = pycurl.Curl()
         handle.setopt(pycurl.SHARE, self.curl.share)  # survives reset()
         return handle
+
+    def _recycle(self, handle):
+        handle.reset()  # drops the callbacks and body; keeps the share and the DNS cache
+
+    def _final_url(self, handle):
+        return handle.getinfo(pycurl.EFFECTIVE_URL)
+
+    def _header_lines(self, lines):
+        """The HTTPHEADER list as this libcurl binding takes it."""
+        return lines
+
+    def _callbacks(self, handle, sink, lines):
+        """Set the body, header and pre-request callbacks of one transfer; the _Sends guard."""
+        handle.setopt(pycurl.WRITEFUNCTION, sink.write)
+        handle.setopt(pycurl.HEADERFUNCTION, lines.append)  # a C method: no Python frame per line
+        sends = _Sends(lines)
+        handle.setopt(pycurl.PREREQFUNCTION, sends)
+        return sends
+
+    def _new_sink(self):
+        return _Body(self.max_body), []
 
     def _prepare(self, handle, method, url, headers, body, proxy):
         """Set one transfer's options on a fresh (reset) handle; (body, header lines, sends)."""
@@ -154,14 +177,11 @@ class CurlFetcher(Fetcher):
         elif method == "POST":
             setopt(pycurl.POSTFIELDSIZE, 0)
             setopt(pycurl.POSTFIELDS, b"")
-        setopt(pycurl.HTTPHEADER, sent)
+        setopt(pycurl.HTTPHEADER, self._header_lines(sent))
         if encoding is not None:
             setopt(pycurl.ACCEPT_ENCODING, encoding)
-        sink, lines = _Body(self.max_body), []
-        setopt(pycurl.WRITEFUNCTION, sink.write)
-        setopt(pycurl.HEADERFUNCTION, lines.append)  # a C method: no Python frame per header line
-        sends = _Sends(lines)
-        setopt(pycurl.PREREQFUNCTION, sends)
+        sink, lines = self._new_sink()
+        sends = self._callbacks(handle, sink, lines)
         setopt(pycurl.NOSIGNAL, 1)
         setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
@@ -187,7 +207,7 @@ class CurlFetcher(Fetcher):
     def _error(self, errno, message, sink, sends):
         if errno == pycurl.E_FILESIZE_EXCEEDED or (errno == pycurl.E_WRITE_ERROR and sink.over):
             return CurlError("body is over --max-body %d bytes" % self.max_body, errno)
-        if sends.refused:
+        if sends is not None and sends.refused:
             return CurlError("connection closed before any answer (curl would resend on a new "
                              "connection; microspider retries instead)", errno)
         kind = KINDS.get(errno, "transfer failed")

@@ -11,14 +11,26 @@ The callbacks run inside gevent's hub: they never block and never raise
 the only switch they make is to wake a finished transfer, after libcurl has
 returned.  A handle leaves the multi in a ``finally``, so a gevent Timeout or
 a kill during a transfer never leaves it there.
+
+The multi handle itself is a small adapter over one libcurl's multi socket
+interface: ``PycurlMulti`` (pycurl, for ``--fetcher curl``) here, ``CffiMulti``
+(curl_cffi's libcurl, for ``--impersonate``) in ``transport.impersonate``.
+Both libcurls use the same numbers for options, events and errors.
 """
 import logging
 import time
 
-import pycurl
 from gevent.hub import Waiter, get_hub
 
 log = logging.getLogger("microspider")
+# libcurl's numbers (curl/multi.h, curl/curl.h), the same in every libcurl
+POLL_REMOVE = 4
+CSELECT_ERR = 4
+SOCKET_TIMEOUT = -1
+E_OPERATION_TIMEDOUT = 28
+INFO_PRETRANSFER_TIME_T = 0x600000 + 53
+INFO_SIZE_DOWNLOAD_T = 0x600000 + 8
+INFO_HEADER_SIZE = 0x200000 + 11
 
 
 class _Transfer:
@@ -38,20 +50,16 @@ class CurlLoop:
     seconds fails; a sweep every ``idle_timeout / 4`` (at most 1 s) checks.
     """
 
-    def __init__(self, max_connections=64, idle_timeout=20.0, hub=None, now=time.monotonic):
+    def __init__(self, max_connections=64, idle_timeout=20.0, hub=None, now=time.monotonic,
+                 multi=None):
         self.hub = hub or get_hub()
         self.loop = self.hub.loop
         self.now = now
         self.idle_timeout = idle_timeout
         period = min(1.0, idle_timeout / 4.0)
         self._sweeper = self.loop.timer(period, period)
-        self.multi = pycurl.CurlMulti()
-        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
-        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        self.multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
-        self.share = pycurl.CurlShare()
-        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
-        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+        self.multi = (multi or PycurlMulti)(self._on_socket, self._on_timer, max_connections)
+        self.share = getattr(self.multi, "share", None)
         self.errors = []        # exceptions caught inside the hub's callbacks (the last 20)
         self._watchers = {}     # fd -> gevent io watcher
         self._timer = None
@@ -97,7 +105,6 @@ class CurlLoop:
             self._timer.stop()
             self._timer = None
         self.multi.close()
-        self.share.close()
 
     # -- inside the hub: never block, switch (except to wake a finished transfer) or raise ----
     def _on_socket(self, what, fd, multi, data):
@@ -105,11 +112,11 @@ class CurlLoop:
             events = what & 3      # CURL_POLL_IN/OUT are gevent's READ/WRITE bits
             watcher = self._watchers.get(fd)
             if watcher is not None:
-                if what != pycurl.POLL_REMOVE and watcher.events == events:
+                if what != POLL_REMOVE and watcher.events == events:
                     return
                 watcher.stop()
                 del self._watchers[fd]
-            if what != pycurl.POLL_REMOVE and events:
+            if what != POLL_REMOVE and events:
                 watcher = self._watchers[fd] = self.loop.io(fd, events)
                 watcher.start(self._on_io, fd, pass_events=True)
         except BaseException as exc:  # noqa: B902 - an exception here would unwind the hub
@@ -129,23 +136,17 @@ class CurlLoop:
     def _on_io(self, events, fd):
         mask = events & 3
         if events & ~3 or not mask:
-            mask |= pycurl.CSELECT_ERR
+            mask |= CSELECT_ERR
         self._act(fd, mask)
 
     def _on_timeout(self):
         self._timer = None
-        self._act(pycurl.SOCKET_TIMEOUT, 0)
+        self._act(SOCKET_TIMEOUT, 0)
 
     def _act(self, fd, mask):
         try:
             self.multi.socket_action(fd, mask)
-            finished = []
-            while True:
-                queued, done, failed = self.multi.info_read()
-                finished.extend((handle, 0, None) for handle in done)
-                finished.extend(failed)
-                if not queued:
-                    break
+            finished = self.multi.finished()
         except BaseException as exc:  # noqa: B902
             self._failed("socket_action", exc)
             return
@@ -157,10 +158,10 @@ class CurlLoop:
         try:
             now, stale = self.now(), []
             for handle, transfer in self._transfers.items():
-                if not handle.getinfo_raw(pycurl.PRETRANSFER_TIME_T):
+                if not handle.getinfo_raw(INFO_PRETRANSFER_TIME_T):
                     continue  # still connecting: CONNECTTIMEOUT_MS bounds that
-                received = (handle.getinfo_raw(pycurl.SIZE_DOWNLOAD_T)
-                            + handle.getinfo_raw(pycurl.HEADER_SIZE))
+                received = (handle.getinfo_raw(INFO_SIZE_DOWNLOAD_T)
+                            + handle.getinfo_raw(INFO_HEADER_SIZE))
                 if received != transfer.received:
                     transfer.received, transfer.quiet_since = received, now
                 elif now - transfer.quiet_since >= self.idle_timeout:
@@ -169,7 +170,7 @@ class CurlLoop:
             self._failed("idle sweep", exc)
             return
         for handle in stale:
-            self._wake(handle, (pycurl.E_OPERATION_TIMEDOUT,
+            self._wake(handle, (E_OPERATION_TIMEDOUT,
                                 "no byte received for %g s" % self.idle_timeout))
 
     def _wake(self, handle, outcome):
@@ -192,3 +193,35 @@ class CurlLoop:
         outcome = (-1, "internal error in the %s: %r" % (where, exc))
         for transfer in self._transfers.values():
             self.loop.run_callback(transfer.waiter.switch, outcome)
+
+
+class PycurlMulti:
+    """pycurl's CurlMulti as CurlLoop drives it; its ``share`` (DNS, TLS sessions) goes on each handle."""
+
+    def __init__(self, on_socket, on_timer, max_connections):
+        import pycurl
+
+        self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, on_timer)
+        self.multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
+        self.share = pycurl.CurlShare()
+        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+        self.add_handle = self.multi.add_handle
+        self.remove_handle = self.multi.remove_handle
+        self.socket_action = self.multi.socket_action
+
+    def finished(self):
+        """[(handle, errno, message)] of the transfers libcurl reports done since last asked."""
+        finished = []
+        while True:
+            queued, done, failed = self.multi.info_read()
+            finished.extend((handle, 0, None) for handle in done)
+            finished.extend(failed)
+            if not queued:
+                return finished
+
+    def close(self):
+        self.multi.close()
+        self.share.close()

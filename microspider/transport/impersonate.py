@@ -1,0 +1,210 @@
+"""The impersonating transport (``--impersonate PROFILE``): a browser's TLS and HTTP/2 identity.
+
+curl_cffi bundles curl-impersonate's libcurl (BoringSSL, nghttp2): with a
+profile (``chrome``, ``edge``, ``safari``, ``firefox``... as curl_cffi names
+them) a transfer sends that browser's ClientHello (GREASE, extension order,
+compress_certificate, ALPS), its HTTP/2 settings and its default headers in
+its order.  Everything else is ``CurlFetcher``'s: the same options, the same
+``CurlLoop`` on the gevent loop, the same errors and limits.  Only the
+binding differs: curl_cffi's easy handles, and ``CffiMulti``, its libcurl's
+multi socket interface driven through cffi (curl_cffi's own ``aio.py`` does
+the same for asyncio).  No thread per request.
+"""
+from curl_cffi import CurlError as CffiError
+from curl_cffi._wrapper import ffi, lib
+from curl_cffi.const import CurlInfo, CurlMOpt, CurlOpt
+from curl_cffi.curl import Curl
+from curl_cffi.requests.impersonate import REAL_TARGET_MAP
+
+from ..errors import ConfigError, FetchError
+from .curl_fetcher import CurlFetcher, _Body, _Sends
+
+CURLMSG_DONE = 1
+WRITE_ABORT = 0xFFFFFFFF     # CURL_WRITEFUNC_ERROR
+PREREQ_OK, PREREQ_ABORT = 0, 1
+
+
+class CffiMulti:
+    """curl_cffi's libcurl multi handle as CurlLoop drives it (the shape of ``PycurlMulti``)."""
+
+    def __init__(self, on_socket, on_timer, max_connections):
+        self._multi = lib.curl_multi_init()
+        self._handles = {}          # easy handle pointer -> its _Handle
+        self._running, self._queued = ffi.new("int *"), ffi.new("int *")
+
+        def socket_function(easy, fd, what, clientp, socketp):
+            on_socket(what, fd, None, None)
+            return 0
+
+        def timer_function(multi, ms, clientp):
+            on_timer(ms)
+            return 0
+
+        # kept here: libcurl holds only their addresses
+        self._callbacks = (ffi.callback("int(void *, int, int, void *, void *)", socket_function, error=0),
+                           ffi.callback("int(void *, long, void *)", timer_function, error=0))
+        self._setopt(CurlMOpt.SOCKETFUNCTION, ffi.cast("void *", self._callbacks[0]))
+        self._setopt(CurlMOpt.TIMERFUNCTION, ffi.cast("void *", self._callbacks[1]))
+        self._setopt(CurlMOpt.MAXCONNECTS, ffi.new("long *", max_connections))
+
+    def _setopt(self, option, value):
+        _check(lib.curl_multi_setopt(self._multi, option, value), "curl_multi_setopt")
+
+    def add_handle(self, handle):
+        _check(lib.curl_multi_add_handle(self._multi, handle._curl), "curl_multi_add_handle")
+        self._handles[handle._curl] = handle
+
+    def remove_handle(self, handle):
+        self._handles.pop(handle._curl, None)
+        _check(lib.curl_multi_remove_handle(self._multi, handle._curl), "curl_multi_remove_handle")
+
+    def socket_action(self, fd, mask):
+        _check(lib.curl_multi_socket_action(self._multi, fd, mask, self._running),
+               "curl_multi_socket_action")
+
+    def finished(self):
+        """[(handle, errno, message)] of the transfers libcurl reports done since last asked."""
+        finished = []
+        while True:
+            message = lib.curl_multi_info_read(self._multi, self._queued)
+            if message == ffi.NULL:
+                return finished
+            handle = self._handles.get(message.easy_handle)
+            if message.msg == CURLMSG_DONE and handle is not None:
+                errno = message.data.result
+                finished.append((handle, errno, handle.error_text(errno) if errno else None))
+
+    def close(self):
+        lib.curl_multi_cleanup(self._multi)
+        self._multi = None
+
+
+def _check(code, call):
+    if code:
+        raise FetchError("%s failed: %s" % (call, ffi.string(lib.curl_multi_strerror(code)).decode()))
+
+
+class _Handle(Curl):
+    """A curl_cffi easy handle with what CurlLoop and CurlFetcher read from pycurl's."""
+
+    getinfo_raw = Curl.getinfo
+
+    def error_text(self, errno):
+        text = ffi.string(self._error_buffer).decode("utf-8", "replace")
+        return text or ffi.string(lib.curl_easy_strerror(errno)).decode()
+
+
+class _CffiBody(_Body):
+    """_Body for curl_cffi's write callback, which wants the count taken, or the abort value."""
+
+    __slots__ = ()
+
+    def write(self, data):
+        return WRITE_ABORT if _Body.write(self, data) == 0 else len(data)
+
+
+class _Lines(list):
+    """The header lines; curl_cffi's HEADERDATA callback calls ``write`` (a C method here)."""
+
+    __slots__ = ()
+    write = list.append
+
+
+class _Guard:
+    """The pre-request guard (``curl_fetcher._Sends``) as a C callback for curl_cffi's libcurl."""
+
+    def __init__(self):
+        def prereq(clientp, primary_ip, local_ip, primary_port, local_port):
+            return ffi.from_handle(clientp)(None, None, primary_port, local_port)
+
+        self.callback = ffi.callback("int(void *, char *, char *, int, int)", prereq,
+                                     error=PREREQ_ABORT)
+        self.pointer = ffi.cast("void *", self.callback)
+
+
+class ImpersonateFetcher(CurlFetcher):
+    """libcurl with a browser's identity (curl_cffi): CurlFetcher with another libcurl under it."""
+
+    default_headers = {}    # the profile's own, in the browser's order
+    transport_errors = CurlFetcher.transport_errors + (CffiError,)
+    multi_class = CffiMulti
+
+    def __init__(self, spider, settings, **kwargs):
+        self.profile = check_profile(profile_of(spider, settings))
+        super().__init__(spider, settings, **kwargs)
+        self._guard = _Guard()
+
+    def _new_handle(self):
+        return _Handle()
+
+    def _recycle(self, handle):
+        handle.clean_handles_and_buffers()   # frees the header lists and the callback handles
+        handle.reset()
+
+    def _final_url(self, handle):
+        return handle.getinfo(CurlInfo.EFFECTIVE_URL).decode("utf-8", "replace")
+
+    def _header_lines(self, lines):
+        return [line.encode("utf-8") for line in lines]
+
+    def _new_sink(self):
+        return _CffiBody(self.max_body), _Lines()
+
+    def _prepare(self, handle, method, url, headers, body, proxy):
+        handle.impersonate(self.profile, default_headers=True)   # first: the options below win
+        # the profile sends its own Accept-Encoding but decodes nothing unless told to:
+        # "" decodes all libcurl knows (gzip, deflate, br, zstd); the header sent stays the profile's
+        handle.setopt(CurlOpt.ACCEPT_ENCODING, "")
+        return super()._prepare(handle, method, url, headers, body, proxy)
+
+    def _callbacks(self, handle, sink, lines):
+        handle.setopt(CurlOpt.WRITEFUNCTION, sink.write)
+        handle.setopt(CurlOpt.HEADERDATA, lines)
+        sends = _Sends(lines)
+        handle._sends = ffi.new_handle(sends)   # alive as long as the transfer
+        lib._curl_easy_setopt(handle._curl, CurlOpt.PREREQFUNCTION, self._guard.pointer)
+        lib._curl_easy_setopt(handle._curl, CurlOpt.PREREQDATA, handle._sends)
+        return sends
+
+
+def profile_of(spider, settings):
+    """The profile a run asks for: ``--impersonate`` / config, the spider's, or "chrome"."""
+    return getattr(settings, "impersonate", None) or getattr(spider, "impersonate", None) or "chrome"
+
+
+def check_profile(profile):
+    """The exact profile `profile` names ("chrome" -> the newest Chrome); ConfigError if unknown."""
+    target = REAL_TARGET_MAP.get(profile, profile)
+    probe = Curl()
+    try:
+        if probe.impersonate(target) != 0:
+            raise ConfigError("unknown --impersonate profile %r (curl_cffi's names: chrome, edge, "
+                              "safari, firefox, chrome145, ...)" % profile)
+    finally:
+        probe.close()
+    return target
+
+
+def agent_mismatches(spider, profile):
+    """One warning line if a User-Agent the spider sets names another browser family than `profile`."""
+    agents = list(getattr(spider, "user_agents", None) or ())
+    agents += [v for k, v in (getattr(spider, "headers", None) or {}).items() if k.lower() == "user-agent"]
+    family = browser_family(profile)
+    others = [agent for agent in agents if browser_family(agent) != family]
+    if not others:
+        return []
+    return ["User-Agent %r is not a %s like the --impersonate profile %r: a mismatch is itself a "
+            "fingerprint (drop user_agents/User-Agent to send the profile's own)"
+            % (others[0][:80], family, profile)]
+
+
+def browser_family(name):
+    """The browser family of a profile or a User-Agent: "chrome", "firefox", "safari" or None."""
+    text = (name or "").lower()
+    if "firefox" in text or text.startswith("tor"):   # Tor Browser is a Firefox
+        return "firefox"
+    if any(word in text for word in ("chrome", "chromium", "edg", "opr", "opera", "brave")):
+        return "chrome"
+    if "safari" in text:
+        return "safari"
+    return None
