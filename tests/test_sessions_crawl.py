@@ -9,7 +9,8 @@ from microspider.store import open_store
 from tests.crawl import children, finish, microspider, start, stat, write_spider
 from tests.proxyserver import ProxyServer
 from tests.servers import wait_until
-from tests.session_site import SessionSite
+from tests.session_site import SessionRules, SessionSite
+from tests.tls_site import TLSSite
 
 SPIDER = '''
 class S(Spider):
@@ -155,3 +156,35 @@ def test_rendered_pages_keep_their_session_cookies(tmp_path, redis_url, three_pr
     assert len({i["_id"] for i in _items(tmp_path)}) == 30
     assert site.crossings == 0 and site.navigations >= 30  # every page in the browser...
     assert site.grants <= 4                                # ...with the cookie its session earned
+
+
+IMPERSONATED = '''
+class S(Spider):
+    name = "sess"
+    start_urls = ["{url}/item/%d" % i for i in range({pages})]
+    verify = False           # the test site's certificate is self-signed
+    impersonate = "chrome"
+
+    def is_banned(self, response):
+        return response.status_code in (403, 429) or b"Blocked" in response.content
+
+    def parse(self, response, seed):
+        assert b"<h1>" in response.content, response.text[:200]
+        yield {{"_id": seed.url, "session": response.session}}
+'''
+
+
+def test_impersonated_sessions_keep_their_tls_fingerprint(tmp_path, redis_url, three_proxies,
+                                                          certificate):
+    rules = SessionRules(max_uses=1000)     # cookies bound to the TLS fingerprint and User-Agent
+    site = TLSSite(certificate, route=rules.tls_route).start()
+    try:
+        write_spider(tmp_path, "s.py", IMPERSONATED, url=site.url, pages=120)
+        microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "3",
+                               "--session-max-uses", "40"), cwd=tmp_path, check=0, timeout=180)
+    finally:
+        site.stop()
+    assert len({i["_id"] for i in _items(tmp_path)}) == 120
+    assert rules.crossings == 0 and rules.refused == 0
+    assert {fingerprint.split("-")[0] for fingerprint, _ in rules.identities()} == {"chrome"}
+    assert rules.grants <= 120 / 10 and all(p.hits for p in three_proxies)
