@@ -16,15 +16,16 @@ SPIDER = '''
 class S(Spider):
     name = "sess"
     start_urls = ["{url}/item/%d" % i for i in range({pages})]
-    user_agents = ["agent-a/1.0", "agent-b/2.0"]
-
+{attributes}
     def is_banned(self, response):
-        return response.status_code in (403, 429) or b"Blocked" in response.content
+        return response.status_code in (403, 429) or {ban!r} in response.content
 
     def parse(self, response, seed):
         assert response.status_code == 200 and b"<h1>" in response.content, response.text[:200]
         yield {{"_id": seed.url, "session": response.session}}
 '''
+AGENTS = ["agent-a/1.0", "agent-b/2.0"]
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
 
@@ -35,6 +36,12 @@ def three_proxies(tmp_path):
     yield proxies
     for p in proxies:
         p.stop()
+
+
+def _spider(tmp_path, url, pages, ban=b"Blocked", **attributes):
+    """Write the test spider with class `attributes` (user_agents, render, ...) and what a ban shows."""
+    lines = "".join("    %s = %r\n" % kv for kv in attributes.items())
+    write_spider(tmp_path, "s.py", SPIDER, url=url, pages=pages, attributes=lines, ban=ban)
 
 
 def _items(tmp_path):
@@ -51,7 +58,7 @@ def _run_args(tmp_path, redis_url, *extra):
 def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, three_proxies, fetcher):
     site = SessionSite(max_uses=20).start()
     try:
-        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=300)
+        _spider(tmp_path, site.url, 300, user_agents=AGENTS)
         microspider(*_run_args(tmp_path, redis_url, "-w", "2", "--pool", "8", "--sessions", "6",
                                "--session-max-uses", "15", "--fetcher", fetcher),
                     cwd=tmp_path, check=0, timeout=120)
@@ -73,7 +80,7 @@ def test_a_crawl_reuses_sessions_and_never_crosses_proxies(tmp_path, redis_url, 
 def test_banned_sessions_are_retired_and_their_seeds_retried_elsewhere(tmp_path, redis_url, three_proxies):
     site = SessionSite(max_uses=5).start()     # the site ends a session long before 50 uses
     try:
-        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=200)
+        _spider(tmp_path, site.url, 200, user_agents=AGENTS)
         microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "4", "--retry", "5"),
                     cwd=tmp_path, check=0, timeout=120)
         figures = stat(tmp_path, "sess", "--redis", redis_url,
@@ -91,7 +98,7 @@ def test_banned_sessions_are_retired_and_their_seeds_retried_elsewhere(tmp_path,
 def test_kill_9_of_a_worker_loses_nothing_and_the_pool_recovers(tmp_path, redis_url, three_proxies):
     site = SessionSite(max_uses=1000).start()
     try:
-        write_spider(tmp_path, "s.py", SPIDER, url=site.url, pages=1500)
+        _spider(tmp_path, site.url, 1500, user_agents=AGENTS)
         proc = start(*_run_args(tmp_path, redis_url, "-w", "2", "--pool", "4", "--sessions", "5",
                                 "--session-max-uses", "40"), cwd=tmp_path)
         wait_until(lambda: site.pages >= 200, timeout=60, message="a crawl under way")
@@ -109,28 +116,13 @@ def test_kill_9_of_a_worker_loses_nothing_and_the_pool_recovers(tmp_path, redis_
     assert max(g.pages for g in site.tokens.values()) <= 40
 
 
-WARMED = '''
-class S(Spider):
-    name = "sess"
-    start_urls = ["{url}/item/%d" % i for i in range({pages})]
-    user_agents = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"]
-    session_warmup = "render"
-    render_wait = "h1"
-
-    def is_banned(self, response):
-        return response.status_code in (403, 429) or b"Checking your browser" in response.content
-
-    def parse(self, response, seed):
-        assert b"<h1>" in response.content, response.text[:200]
-        yield {{"_id": seed.url, "session": response.session}}
-'''
-
 
 def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_path, redis_url,
                                                                           three_proxies):
     site = SessionSite(max_uses=1000, challenge=True).start()
     try:
-        write_spider(tmp_path, "s.py", WARMED, url=site.url, pages=150)
+        _spider(tmp_path, site.url, 150, ban=b"Checking your browser", user_agents=[CHROME],
+                session_warmup="render", render_wait="h1")
         microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "3",
                                "--session-max-uses", "50", "--render-pages", "1", "--timeout", "15"),
                     cwd=tmp_path, check=0, timeout=240)
@@ -146,8 +138,8 @@ def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_pa
 def test_rendered_pages_keep_their_session_cookies(tmp_path, redis_url, three_proxies):
     site = SessionSite(max_uses=1000, challenge=True).start()
     try:
-        write_spider(tmp_path, "s.py", WARMED.replace('session_warmup = "render"', "render = True"),
-                     url=site.url, pages=30)
+        _spider(tmp_path, site.url, 30, ban=b"Checking your browser", user_agents=[CHROME],
+                render=True, render_wait="h1")
         microspider(*_run_args(tmp_path, redis_url, "--pool", "2", "--sessions", "2",
                                "--render-pages", "2", "--timeout", "15"),
                     cwd=tmp_path, check=0, timeout=240)
@@ -158,28 +150,13 @@ def test_rendered_pages_keep_their_session_cookies(tmp_path, redis_url, three_pr
     assert site.grants <= 4                                # ...with the cookie its session earned
 
 
-IMPERSONATED = '''
-class S(Spider):
-    name = "sess"
-    start_urls = ["{url}/item/%d" % i for i in range({pages})]
-    verify = False           # the test site's certificate is self-signed
-    impersonate = "chrome"
-
-    def is_banned(self, response):
-        return response.status_code in (403, 429) or b"Blocked" in response.content
-
-    def parse(self, response, seed):
-        assert b"<h1>" in response.content, response.text[:200]
-        yield {{"_id": seed.url, "session": response.session}}
-'''
-
 
 def test_impersonated_sessions_keep_their_tls_fingerprint(tmp_path, redis_url, three_proxies,
                                                           certificate):
     rules = SessionRules(max_uses=1000)     # cookies bound to the TLS fingerprint and User-Agent
     site = TLSSite(certificate, route=rules.tls_route).start()
     try:
-        write_spider(tmp_path, "s.py", IMPERSONATED, url=site.url, pages=120)
+        _spider(tmp_path, site.url, 120, impersonate="chrome", verify=False)  # a self-signed certificate
         microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "3",
                                "--session-max-uses", "40"), cwd=tmp_path, check=0, timeout=180)
     finally:
