@@ -1,4 +1,4 @@
-"""Sessions on the session test site: pages per session, grants per 1,000 pages, Redis round trips.
+"""Sessions on the session test site: pages per session, grants and navigations per 1,000 pages, round trips.
 
 ``python -m benchmarks.sessions [--pages 3000] [--sessions 6] [--max-uses 50] [--workers 2] [--pool 16]``
 
@@ -10,7 +10,11 @@ number of pages through the same proxies:
 
 - ``off``: ``--sessions 0`` over a plain site (the session site cannot be
   crawled without a jar), the 0.2 path;
-- ``on``: ``--sessions N`` over the session site.
+- ``on``: ``--sessions N`` over the session site;
+- ``warm``: ``--sessions N --session-warmup render`` over the session site in
+  challenge mode (the cookie is set by a script: only a browser gets it),
+  unless ``--no-browser``; browser navigations are the requests that carry
+  ``Upgrade-Insecure-Requests``.
 
 Round trips added per seed are what the session pool itself sent, counted by
 its gateway (one ``EVALSHA`` per call) and written to the ``stats`` hash in the
@@ -34,10 +38,12 @@ SPIDER = '''
 class S(Spider):
     name = "sess_bench"
     start_urls = ["{url}/item/%d" % i for i in range({pages})]
-    user_agents = ["agent-a/1.0", "agent-b/2.0", "agent-c/3.0"]
+    user_agents = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"]
+    render_wait = "h1"      # a challenge reloads the page: wait for the real one
 
     def is_banned(self, response):
-        return response.status_code in (403, 429) or b"Blocked" in response.content
+        return response.status_code in (403, 429) or b"Blocked" in response.content or \
+            b"Checking your browser" in response.content
 
     def parse(self, response, seed):
         yield {{"_id": seed.url}}
@@ -61,24 +67,29 @@ def crawl(folder, redis_url, site_url, pages, args):
     return stats, commands
 
 
-def measure(pages, sessions, max_uses, workers, pool):
+def measure(pages, sessions, max_uses, workers, pool, browser=True):
     server = RedisServer().start()
     proxies = [ProxyServer(source_address=ip).start() for ip in SOURCES]
     plain = Site(lambda h, p, a: (200, {}, "<html><h1>%s</h1></html>" % p)).start()
     site = SessionSite(max_uses=10 ** 9).start()
+    challenge = SessionSite(max_uses=10 ** 9, challenge=True).start()
     common = ["-w", str(workers), "--pool", str(pool)]
+    per_session = ["--sessions", str(sessions), "--session-max-uses", str(max_uses)]
+    warm = None
     try:
         with tempfile.TemporaryDirectory(prefix="ms-sessions-") as folder:
             with open(os.path.join(folder, "proxies.txt"), "w") as f:
                 f.write("".join(p.url + "\n" for p in proxies))
             off, off_commands = crawl(folder, server.url, plain.url, pages, common + ["--sessions", "0"])
-            on, on_commands = crawl(folder, server.url, site.url, pages, common + [
-                "--sessions", str(sessions), "--session-max-uses", str(max_uses)])
+            on, on_commands = crawl(folder, server.url, site.url, pages, common + per_session)
+            if browser:
+                warm, _ = crawl(folder, server.url, challenge.url, pages, common + per_session + [
+                    "--session-warmup", "render", "--render-pages", "1"])
     finally:
         for p in proxies:
             p.stop()
-        plain.stop()
-        site.stop()
+        for s in (plain, site, challenge):
+            s.stop()
         server.cleanup()
     made = on["live"] + on.get("sessions_retired", 0)
     return {
@@ -92,6 +103,10 @@ def measure(pages, sessions, max_uses, workers, pool):
         "session_round_trips_per_seed": round(on.get("session_round_trips", 0) / max(1, on["ok"]), 3),
         "commands_per_page_off": round(off_commands / max(1, off.get("ok", 1)), 2),
         "commands_per_page_on": round(on_commands / max(1, on.get("ok", 1)), 2),
+        "warm_pages_ok": warm and warm.get("ok", 0),
+        "warm_navigations_per_1000_pages": warm and round(
+            1000.0 * challenge.navigations / max(1, warm.get("ok", 1)), 1),
+        "warm_cookie_crossings": warm and challenge.crossings,
     }
 
 
@@ -102,8 +117,10 @@ def main(argv=None):
     parser.add_argument("--max-uses", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", type=int, default=16)
+    parser.add_argument("--no-browser", action="store_true", help="skip the warm-up crawl")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.pages, args.sessions, args.max_uses, args.workers, args.pool), indent=2))
+    print(json.dumps(measure(args.pages, args.sessions, args.max_uses, args.workers, args.pool,
+                             browser=not args.no_browser), indent=2))
 
 
 if __name__ == "__main__":

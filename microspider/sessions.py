@@ -125,10 +125,21 @@ class SessionPool:
                 return session
             if self._order != order:
                 continue            # sessions were retired and replaced meanwhile: try the new ones
+            stuck = self._stuck_on_benched_proxy(host, exclude)
+            if stuck is not None:   # make room for a session on a proxy that works for this host
+                self.retire(stuck, "proxy benched", host)
+                continue
             if not busy:
                 return None
             self._sleep(self.WAIT)
         return None
+
+    def _stuck_on_benched_proxy(self, host, exclude):
+        """A session whose proxy is benched for `host` while another proxy is not, or None."""
+        if self.proxies is None or not any(self.proxies.is_ready(p, host) for p in self.proxies.proxies):
+            return None
+        return next((s for s in list(self._sessions.values())
+                     if s.id not in exclude and not self._proxy_ready(s, host)), None)
 
     def _pick(self, host, exclude, warming):
         """(a session, one use spent, or None; whether some candidate was being reserved)."""

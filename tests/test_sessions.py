@@ -157,3 +157,15 @@ def test_clear_forgets_the_pool(redis_url, r):
     assert r.exists("microspider:{s}:session:" + session.id)
     state.forget()
     assert not r.keys("microspider:{s}:session*")
+
+
+def test_sessions_on_a_benched_proxy_make_room_for_a_working_one(r):
+    proxies = ProxyPool(PROXIES[:2])
+    pool = _pool(r, size=1, proxies=proxies)
+    first = pool.take(HOST)
+    proxies.bench(first.proxy, HOST)            # e.g. its connections keep failing
+    second = pool.take(HOST)
+    assert second is not None and second.id != first.id and second.proxy != first.proxy
+    assert r.hlen("microspider:{s}:sessions") == 1
+    proxies.bench(second.proxy, HOST)           # every proxy benched: no churn, no session
+    assert pool.take(HOST) is None and int(r.hget("microspider:{s}:stats", "sessions_retired")) == 1
