@@ -41,7 +41,7 @@ class Session:
     """One identity as this process knows it: proxy URL, User-Agent, profile, jar, uses left here."""
 
     __slots__ = ("id", "proxy", "agent", "profile", "jar", "allowance", "used", "reserving",
-                 "warming", "last_block", "warmed")
+                 "warming", "last_block", "warmed", "maker", "leave_until")
 
     def __init__(self, sid, identity):
         self.id = sid
@@ -55,6 +55,8 @@ class Session:
         self.warming = False    # a request with an empty jar is under way (it may earn cookies)
         self.last_block = False  # the allowance holds the session's last uses
         self.warmed = False     # a browser rendered its first page (``session_warmup``)
+        self.maker = identity.get("by")  # the process that made it (and earns its first cookies)
+        self.leave_until = 0.0  # another process's new session: left to it until then
 
     def cookies_for(self, host):
         """{name: value} of the jar's cookies that `host` may receive.
@@ -106,6 +108,7 @@ class SessionPool:
         self._refreshed = None
         self._made = 0            # identities made by this process (rotates agents)
         self._history = {}        # proxy url -> deque of "banned fresh" flags
+        self._token = uuid.uuid4().hex[:8]   # this process, in the identities it makes
 
     # -- taking ----------------------------------------------------------------------
     def take(self, host, exclude=()):
@@ -152,7 +155,7 @@ class SessionPool:
             if session.reserving or (warming and self._rendering(session)):
                 busy = True
                 continue
-            if session.warming and not warming:
+            if not warming and (session.warming or self._left_to_maker(session)):
                 continue
             if not self._proxy_ready(session, host):
                 continue
@@ -168,6 +171,10 @@ class SessionPool:
                 self.renderer is not None and not session.warmed)
             return session, busy
         return None, busy
+
+    def _left_to_maker(self, session):
+        """True for another process's new session, while its maker earns the first cookies."""
+        return session.leave_until > 0 and not session.jar and self._now() < session.leave_until
 
     def _rendering(self, session):
         """True while a browser renders the session's first page: wait for its cookies."""
@@ -221,7 +228,7 @@ class SessionPool:
 
     def _identity(self, host, live_proxies):
         """(id, identity) of a new session: the least used usable proxy, the next User-Agent."""
-        identity = {"proxy": self._least_used_proxy(host, live_proxies)}
+        identity = {"proxy": self._least_used_proxy(host, live_proxies), "by": self._token}
         if self.agents:
             identity["agent"] = self.agents[self._made % len(self.agents)]
         if self.profile:
@@ -241,7 +248,9 @@ class SessionPool:
     def _adopt(self, live):
         for sid, identity in live.items():
             if sid not in self._sessions:
-                self._sessions[sid] = Session(sid, identity)
+                session = self._sessions[sid] = Session(sid, identity)
+                if session.maker != self._token:   # its maker is earning its cookies: not twice
+                    session.leave_until = self._now() + self.patience
         for sid in [s for s in self._sessions if s not in live]:
             del self._sessions[sid]
         self._order = list(live)
