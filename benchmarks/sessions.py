@@ -107,6 +107,8 @@ def measure(pages, sessions, max_uses, workers, pool, browser=True):
         "warm_navigations_per_1000_pages": warm and round(
             1000.0 * challenge.navigations / max(1, warm.get("ok", 1)), 1),
         "warm_cookie_crossings": warm and challenge.crossings,
+        "warm_sessions_made": warm and warm.get("live", 0) + warm.get("sessions_retired", 0),
+        "warm_grants": challenge.grants,
     }
 
 

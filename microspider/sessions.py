@@ -54,7 +54,8 @@ class Session:
         self.reserving = False  # a reservation round trip is under way
         self.warming = False    # a request with an empty jar is under way (it may earn cookies)
         self.last_block = False  # the allowance holds the session's last uses
-        self.warmed = False     # a browser rendered its first page (``session_warmup``)
+        self.warmed = bool(identity.get("warmed"))  # it earned its first cookies (with
+        # ``session_warmup``: a browser rendered its first page)
         self.maker = identity.get("by")  # the process that made it (and earns its first cookies)
         self.leave_until = 0.0  # another process's new session: left to it until then
 
@@ -155,6 +156,9 @@ class SessionPool:
             if session.reserving or (warming and self._rendering(session)):
                 busy = True
                 continue
+            if warming and self.renderer is not None and self._left_to_maker(session):
+                busy = True         # wait for its maker's browser rather than render it twice
+                continue
             if not warming and (session.warming or self._left_to_maker(session)):
                 continue
             if not self._proxy_ready(session, host):
@@ -174,7 +178,7 @@ class SessionPool:
 
     def _left_to_maker(self, session):
         """True for another process's new session, while its maker earns the first cookies."""
-        return session.leave_until > 0 and not session.jar and self._now() < session.leave_until
+        return not session.warmed and session.leave_until > self._now()
 
     def _rendering(self, session):
         """True while a browser renders the session's first page: wait for its cookies."""
@@ -247,10 +251,12 @@ class SessionPool:
 
     def _adopt(self, live):
         for sid, identity in live.items():
-            if sid not in self._sessions:
+            session = self._sessions.get(sid)
+            if session is None:
                 session = self._sessions[sid] = Session(sid, identity)
                 if session.maker != self._token:   # its maker is earning its cookies: not twice
                     session.leave_until = self._now() + self.patience
+            session.warmed = session.warmed or bool(identity.get("warmed"))
         for sid in [s for s in self._sessions if s not in live]:
             del self._sessions[sid]
         self._order = list(live)
@@ -286,7 +292,11 @@ class SessionPool:
                     session.jar.pop(key, None)
                 else:
                     session.jar[key] = value
-        if changed and not self.store.save_cookies(session.id, changed):
+        if not changed:
+            return
+        if self.store.save_cookies(session.id, changed, warmed=not session.warmed):
+            session.warmed = True   # its first cookies: other processes stop leaving it to us
+        else:
             self._drop(session.id)
 
     def exchange(self, request, seed, session):

@@ -93,11 +93,18 @@ local granted = math.max(0, math.min(block, tonumber(ARGV[3]) - before))
 return {granted, before, redis.call('HGETALL', KEYS[2])}
 """
 
-# KEYS: sessions, session. ARGV: id, warmed (1: mark the session warmed up), then pairs
-# (cookie field, value; "" deletes). Writes to a live session only.
+# KEYS: sessions, session. ARGV: id, warmed (1: the session earned its first cookies; said in
+# its hash and in its identity, which every process re-reads), then pairs (cookie field, value;
+# "" deletes). Writes to a live session only.
 SESSION_COOKIES = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-if ARGV[2] == '1' then redis.call('HSET', KEYS[2], 'warmed', 1) end
+local identity = redis.call('HGET', KEYS[1], ARGV[1])
+if not identity then return 0 end
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[2], 'warmed', 1)
+  local decoded = cjson.decode(identity)
+  decoded['warmed'] = true
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(decoded))
+end
 for i = 3, #ARGV - 1, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[2], ARGV[i])
   else redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
