@@ -32,6 +32,16 @@ CHALLENGE = ("<html><head><title>Checking your browser</title></head><body>Check
              "<script>document.cookie = 'sid=%s; path=/'; location.reload();</script></body></html>")
 
 
+# pre_shared_key and early_data: only in the hello of a resumed TLS session, which a client's own
+# later connections are; a WAF that binds a cookie to a fingerprint leaves them out
+RESUMPTION = frozenset([41, 42])
+
+
+def tls_identity(hello):
+    """A client's TLS identity as the site binds cookies to it: family, ciphers, other extensions."""
+    return (hello.family(), tuple(sorted(hello.ciphers)), tuple(sorted(set(hello.extensions) - RESUMPTION)))
+
+
 class Grant:
     """One cookie the site handed out: to which identity, and how many pages it served."""
 
@@ -102,7 +112,7 @@ class SessionRules:
     def tls_route(self, visit):
         """A ``tests.tls_site.TLSSite`` route: cookies bound to the TLS fingerprint and User-Agent."""
         cookie = next((v for k, v in visit.headers if k.lower() == "cookie"), None)
-        status, headers, body = self.answer((visit.fingerprint, visit.agent), visit.path, cookie)
+        status, headers, body = self.answer((tls_identity(visit.hello), visit.agent), visit.path, cookie)
         return status, headers + [("content-type", "text/html")], body
 
 
