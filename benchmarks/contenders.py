@@ -106,10 +106,16 @@ class Microspider(Contender):
     uses_redis = True
     worker_word = "_worker"
 
-    def __init__(self, workers, fetcher=None):
-        self.workers, self.fetcher = workers, fetcher
-        self.name = "micro%d" % workers + ("_" + fetcher if fetcher else "")
-        self.label = "microspider -w %d" % workers + (" --fetcher " + fetcher if fetcher else "")
+    def __init__(self, workers, fetcher=None, impersonate=None):
+        self.workers = workers
+        self.flags = ["--fetcher", fetcher] if fetcher else []
+        if impersonate:
+            self.flags = ["--impersonate", impersonate]
+        self.name = "micro%d" % workers + ("_" + (fetcher or "impersonate") if self.flags else "")
+        self.label = " ".join(["microspider -w %d" % workers] + self.flags)
+
+    def available(self):
+        return "--impersonate" not in self.flags or importlib.util.find_spec("curl_cffi") is not None
 
     def prepare(self, ctx):
         from microspider.ops.seeding import push_seeds
@@ -130,7 +136,7 @@ class Microspider(Contender):
                        "--pool", ctx.concurrency, "-w", self.workers, "--idle", "0.5",
                        "--redis", ctx.redis_url, "--mongo-uri", "sqlite:///" + store,
                        "--config", os.devnull,   # defaults only, not the example's microspider.cfg
-                       *(["--fetcher", self.fetcher] if self.fetcher else []))
+                       *self.flags)
 
     def check(self, ctx, stdout):
         from microspider.state import keys
@@ -183,8 +189,10 @@ class ScrapyRedis(Scrapy):
 
 
 ALL = [Bare(), BareNoTrust(), BareRedis(), Microspider(1), Microspider(2),
-       Microspider(1, "curl"), Microspider(1, "urllib3"), Scrapy(), ScrapyRedis()]
-DEFAULT = ["bare", "bare_notrust", "micro1", "micro1_urllib3", "micro2", "scrapy", "scrapy_redis"]
+       Microspider(1, "curl"), Microspider(1, "urllib3"), Microspider(1, impersonate="chrome"),
+       Scrapy(), ScrapyRedis()]
+DEFAULT = ["bare", "bare_notrust", "micro1", "micro1_urllib3", "micro1_impersonate", "micro2", "scrapy",
+           "scrapy_redis"]
 BASELINE = "bare"
 
 

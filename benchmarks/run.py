@@ -210,6 +210,10 @@ def targets(rows, concurrency):
     if curl and bare:
         add("%s pages/s >= 1.6x bare (libcurl fetcher)" % curl["name"],
             "%.2fx" % curl["pages_per_s_rel"], curl["pages_per_s_rel"] >= 1.6)
+    imp = by.get("micro1_impersonate")    # issue 18: a browser's TLS identity (curl_cffi)
+    if imp and bare:
+        add("micro1_impersonate pages/s >= 1.4x bare (impersonating fetcher)",
+            "%.2fx" % imp["pages_per_s_rel"], imp["pages_per_s_rel"] >= 1.4)
     if m1 and bare:
         add("micro1 pages/s >= 1.0x bare", "%.2fx" % m1["pages_per_s_rel"], m1["pages_per_s_rel"] >= 1.0)
         add("micro1 CPU ms/page <= 1.0x bare", "%.2fx" % m1["cpu_ms_per_page_rel"],

@@ -21,7 +21,7 @@ def test_small_run_has_every_contender_and_passes_the_exactly_once_check(tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     names = [r["name"] for r in report["rows"]]
-    assert {"bare", "bare_notrust", "micro1", "micro2"} <= set(names)
+    assert {"bare", "bare_notrust", "micro1", "micro1_impersonate", "micro2"} <= set(names)
     assert report["exactly_once"] == "passed"
     for row in report["rows"]:
         assert row["pages_per_s"] > 0 and row["cpu_ms_per_page"] > 0 and row["worker_rss_mb"] > 0

@@ -114,6 +114,26 @@ def test_retryable_status_is_retried_then_fails(site, fetcher, transport):
         fetcher(retry=1).fetch(Seed(site.url + "/banned"))   # default is_banned: 403
 
 
+def test_rate_limiters_are_waited_for_before_each_attempt(site, transport):
+    """--rate and --rate-per-host: both limiters' waits, slept before every attempt, retries too."""
+    class Limiter:
+        def reserve(self):
+            return 0.25
+
+    class PerHost:
+        def for_host(self, host):
+            return Limiter() if host == "127.0.0.1" else None
+
+    waits = []
+    settings = resolve({"config": None, "fetcher": transport, "retry": 2}, S, environ={})
+    f = make_fetcher(S(), settings, limiter=Limiter(), host_limiter=PerHost(), sleep=waits.append)
+    try:
+        assert f.fetch(Seed(site.url + "/flaky?rate-" + transport)).status_code == 200
+    finally:
+        f.close()
+    assert waits == [0.25] * 6          # 3 attempts, each waiting for the spider's and the host's
+
+
 def test_max_body(site, fetcher):
     assert len(fetcher(max_body=5000).fetch(Seed(site.url + "/big")).content) == 5000
     with pytest.raises(FetchError, match="max-body"):
@@ -174,6 +194,7 @@ def test_the_transport_package_imports_nothing_above_it():
 
     code = ("import sys, microspider.transport.fetcher, "
             "microspider.transport.curl_fetcher, microspider.transport.response, "
+            "microspider.transport.impersonate, microspider.transport.browser, "
             "microspider.proxies.check\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
             "(['microspider', 'crawl'], ['microspider', 'ops'], ['microspider', 'cli'], "

@@ -75,7 +75,23 @@ def test_through_a_real_connect_proxy(waf, fetcher):
         f = fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0)
         response = f.fetch(Seed(waf.url + "/proxied"))
         assert response.status_code == 200 and response.json()["family"] == "chrome"
+        assert response.json()["protocol"] == "HTTP/2"     # ALPN through the tunnel
         assert proxy.hits >= 1
+    finally:
+        proxy.stop()
+
+
+def test_a_reused_handle_carries_nothing_of_the_previous_transfer(waf, fetcher):
+    proxy = ProxyServer("ok").start()
+    try:
+        f = fetcher(proxies=ProxyPool.from_source(proxy.url), retry=0)
+        f.fetch(Seed(waf.url + "/form", method="POST", data={"k": "v"}))
+        f.proxies = None                             # the same handle, direct this time
+        hits = proxy.hits
+        seen = f.fetch(Seed(waf.url + "/after")).json()
+        assert len(f._free) == 1 and proxy.hits == hits
+        assert [(v.method, v.path) for v in waf.visits[-2:]] == [("POST", "/form"), ("GET", "/after")]
+        assert "content-type" not in dict(seen["headers"]) and seen["family"] == "chrome"
     finally:
         proxy.stop()
 
@@ -125,6 +141,14 @@ def test_a_user_agent_of_another_family_is_refused_and_warned_at_start(waf, fetc
     with pytest.raises(FetchError, match="HTTP 403"):
         fetcher(Firefoxy, retry=0).fetch(Seed(waf.url + "/mismatch"))
     assert waf.visits[-1].verdict() == (403, "user agent disagrees")
+
+
+def test_a_seed_user_agent_of_another_family_is_warned_once(waf, fetcher, caplog):
+    f = fetcher(retry=0)
+    for n in range(2):
+        with pytest.raises(FetchError, match="HTTP 403"):
+            f.fetch(Seed(waf.url + "/seed%d" % n, headers={"User-Agent": FIREFOX_UA}))
+    assert len([r for r in caplog.records if "is not a chrome" in r.getMessage()]) == 1
 
 
 def test_an_unknown_profile_is_a_config_error(fetcher):

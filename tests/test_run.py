@@ -200,12 +200,19 @@ class Slow(Spider):
 '''
 
 
+# the impersonating transport too (pip install microspider[impersonate]): the same guarantees
+TRANSPORTS = pytest.mark.parametrize("transport", [[], ["--impersonate", "chrome"]],
+                                     ids=["default", "impersonate"])
+
+
+@TRANSPORTS
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_puts_in_flight_seeds_back_and_exits_zero(tmp_path, conn_args, r, sig):
+def test_signal_puts_in_flight_seeds_back_and_exits_zero(tmp_path, conn_args, r, sig, transport):
     site = slow_site()
     try:
         path = write_spider(tmp_path, "slow.py", SLOW_SPIDER, url=site.url)
-        proc = start("run", path, "-w", "2", "--pool", "10", "--timeout", "60", *conn_args, cwd=tmp_path)
+        proc = start("run", path, "-w", "2", "--pool", "10", "--timeout", "60", *transport, *conn_args,
+                     cwd=tmp_path)
         wait_until(lambda: _in_flight(r, "slow") >= 20, timeout=30, message="seeds in flight")
         sent = time.monotonic()
         os.kill(proc.pid, sig)
@@ -223,12 +230,13 @@ def _in_flight(r, name):
     return sum(r.llen(keys.inflight(name, w.decode())) for w in r.zrange(keys.workers(name), 0, -1))
 
 
-def test_kill_9_of_a_worker_loses_nothing(tmp_path, conn_args, r):
+@TRANSPORTS
+def test_kill_9_of_a_worker_loses_nothing(tmp_path, conn_args, r, transport):
     site = slow_site(delay=30.0)
     try:
         path = write_spider(tmp_path, "slow.py", SLOW_SPIDER, url=site.url)
-        proc = start("run", path, "-w", "2", "--pool", "10", "--timeout", "60", *FAST[:2], *conn_args,
-                     cwd=tmp_path)
+        proc = start("run", path, "-w", "2", "--pool", "10", "--timeout", "60", *FAST[:2], *transport,
+                     *conn_args, cwd=tmp_path)
         wait_until(lambda: _in_flight(r, "slow") >= 20, timeout=30, message="seeds in flight")
         victims = wait_until(lambda: children(proc.pid), message="worker processes")
         os.kill(victims[0], signal.SIGKILL)

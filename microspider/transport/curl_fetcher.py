@@ -10,7 +10,7 @@ shared (``CurlShare``).
 """
 import certifi
 import pycurl
-from urllib3._collections import HTTPHeaderDict
+from requests.structures import CaseInsensitiveDict
 
 from ..errors import FetchError
 from .curl_loop import CurlLoop
@@ -124,9 +124,10 @@ class CurlFetcher(Fetcher):
         finally:
             self._recycle(handle)
             self._free.append(handle)
-        reason, answer_headers = _parse_head(lines)
+        reason, answer_headers, cookies = _parse_head(lines)
         return make_response(status, final, answer_headers, sink.content(),
-                             sent_request(seed.method, url, headers, body), reason=reason)
+                             sent_request(seed.method, url, headers, body), reason=reason,
+                             set_cookie=cookies)
 
     def _new_handle(self):
         handle = pycurl.Curl()
@@ -221,10 +222,13 @@ class CurlFetcher(Fetcher):
 
 
 def _parse_head(lines):
-    """(reason, HTTPHeaderDict) of the last answer in the header lines libcurl passed us.
+    """(reason, headers, Set-Cookie values) of the last answer in the header lines libcurl passed us.
 
     The lines hold every answer of the transfer: a proxy's CONNECT answer, 1xx
-    interim answers and each redirect come before the final one.
+    interim answers and each redirect come before the final one.  Repeated
+    headers are joined with ", " (as requests shows them); each Set-Cookie
+    value is also kept apart.  The headers are built as parse sees them, with
+    no intermediate dict: this runs once per page.
     """
     start = 0
     for i in range(len(lines) - 1, -1, -1):
@@ -234,23 +238,22 @@ def _parse_head(lines):
     status_line = lines[start].decode("latin-1").rstrip("\r\n") if lines else ""
     parts = status_line.split(" ", 2)
     reason = parts[2] if len(parts) > 2 else ""
-    headers = HTTPHeaderDict()
-    last = None
+    headers, cookies, last = CaseInsensitiveDict(), [], None
     for raw in lines[start + 1:]:
         line = raw.decode("latin-1").rstrip("\r\n")
         if not line:
             break  # the end of the head (trailers of a chunked body may follow)
         if line[0] in " \t" and last is not None:  # an obsolete folded continuation
-            values = headers.getlist(last)
-            headers.discard(last)
-            for value in values[:-1]:
-                headers.add(last, value)
-            headers.add(last, values[-1] + " " + line.strip())
+            headers[last] += " " + line.strip()
+            if last.lower() == "set-cookie":
+                cookies[-1] += " " + line.strip()
             continue
         name, _, value = line.partition(":")
-        last = name.strip()
-        headers.add(last, value.strip())
-    return reason, headers
+        last, value = name.strip(), value.strip()
+        headers[last] = headers[last] + ", " + value if last in headers else value
+        if last.lower() == "set-cookie":
+            cookies.append(value)
+    return reason, headers, cookies
 
 
 def _ascii_url(url):

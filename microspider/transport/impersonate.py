@@ -10,6 +10,8 @@ binding differs: curl_cffi's easy handles, and ``CffiMulti``, its libcurl's
 multi socket interface driven through cffi (curl_cffi's own ``aio.py`` does
 the same for asyncio).  No thread per request.
 """
+import logging
+
 from curl_cffi import CurlError as CffiError
 from curl_cffi._wrapper import ffi, lib
 from curl_cffi.const import CurlInfo, CurlMOpt, CurlOpt
@@ -19,9 +21,14 @@ from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 from ..errors import ConfigError, FetchError
 from .curl_fetcher import CurlFetcher, _Body, _Sends
 
+log = logging.getLogger("microspider")
 CURLMSG_DONE = 1
 WRITE_ABORT = 0xFFFFFFFF     # CURL_WRITEFUNC_ERROR
-PREREQ_OK, PREREQ_ABORT = 0, 1
+PREREQ_ABORT = 1         # CURL_PREREQFUNC_ABORT
+# string options libcurl copies (POSTFIELDS aside, kept alive by the handle): no list, no callback
+PLAIN_STRINGS = frozenset([CurlOpt.URL, CurlOpt.PROXY, CurlOpt.CAINFO, CurlOpt.PROXY_CAINFO,
+                           CurlOpt.CUSTOMREQUEST, CurlOpt.ACCEPT_ENCODING, CurlOpt.POSTFIELDS])
+NUMBER_INFO = {0x200000: "long *", 0x600000: "int64_t *"}   # CURLINFO_LONG, CURLINFO_OFF_T
 
 
 class CffiMulti:
@@ -85,9 +92,41 @@ def _check(code, call):
 
 
 class _Handle(Curl):
-    """A curl_cffi easy handle with what CurlLoop and CurlFetcher read from pycurl's."""
+    """A curl_cffi easy handle with what CurlLoop and CurlFetcher read from pycurl's.
 
-    getinfo_raw = Curl.getinfo
+    ``setopt`` and ``getinfo`` take a short way for numbers and plain strings:
+    curl_cffi's own build two dicts per call, ten times pycurl's cost, and a
+    transfer makes about twenty such calls.
+    """
+
+    def setopt(self, option, value):
+        kind = option // 10000
+        if kind == 0:
+            c_value = ffi.new("long *", value)     # curl_cffi's glue takes numbers by pointer
+        elif kind == 3:
+            c_value = ffi.new("int64_t *", value)
+        elif option in PLAIN_STRINGS:
+            c_value = value.encode() if isinstance(value, str) else value
+            if option == CurlOpt.POSTFIELDS:
+                self._body_handle = c_value        # libcurl reads it during the transfer, uncopied
+        else:
+            return Curl.setopt(self, option, value)
+        code = lib._curl_easy_setopt(self._curl, option, c_value)
+        if code:
+            self._check_error(code, "setopt", option, value)
+        return code
+
+    def getinfo(self, option):
+        kind = option & 0xF00000
+        if kind not in NUMBER_INFO:
+            return Curl.getinfo(self, option)
+        c_value = ffi.new(NUMBER_INFO[kind])
+        code = lib.curl_easy_getinfo(self._curl, option, c_value)
+        if code:
+            self._check_error(code, "getinfo", option)
+        return c_value[0]
+
+    getinfo_raw = getinfo
 
     def error_text(self, errno):
         text = ffi.string(self._error_buffer).decode("utf-8", "replace")
@@ -133,13 +172,31 @@ class ImpersonateFetcher(CurlFetcher):
         self.profile = check_profile(profile_of(spider, settings))
         super().__init__(spider, settings, **kwargs)
         self._guard = _Guard()
+        self._warned = False
+
+    def request_headers(self, seed):
+        """Fetcher.request_headers; the first seed User-Agent of another browser family is warned of."""
+        if seed.headers and not self._warned:
+            mismatch = _mismatch([v for k, v in seed.headers.items() if k.lower() == "user-agent"],
+                                 self.profile)
+            if mismatch:
+                self._warned = True
+                log.warning("%s: a seed's %s", self.spider.name, mismatch)
+        return super().request_headers(seed)
 
     def _new_handle(self):
-        return _Handle()
+        handle = _Handle()
+        handle.impersonate(self.profile, default_headers=True)
+        return handle
 
     def _recycle(self, handle):
-        handle.clean_handles_and_buffers()   # frees the header lists and the callback handles
-        handle.reset()
+        """Free the transfer's header lists and callbacks; keep the options, the profile's included.
+
+        No ``reset()``: the profile would have to be set again on every
+        transfer, which costs more than the rest of ``_prepare``.  What one
+        transfer sets and the next may not is undone in ``_prepare``.
+        """
+        handle.clean_handles_and_buffers()
 
     def _final_url(self, handle):
         return handle.getinfo(CurlInfo.EFFECTIVE_URL).decode("utf-8", "replace")
@@ -151,7 +208,8 @@ class ImpersonateFetcher(CurlFetcher):
         return _CffiBody(self.max_body), _Lines()
 
     def _prepare(self, handle, method, url, headers, body, proxy):
-        handle.impersonate(self.profile, default_headers=True)   # first: the options below win
+        handle.setopt(CurlOpt.HTTPGET, 1)           # undoes a previous transfer's POST
+        lib._curl_easy_setopt(handle._curl, CurlOpt.CUSTOMREQUEST, ffi.NULL)   # ...and its method
         # the profile sends its own Accept-Encoding but decodes nothing unless told to:
         # "" decodes all libcurl knows (gzip, deflate, br, zstd); the header sent stays the profile's
         handle.setopt(CurlOpt.ACCEPT_ENCODING, "")
@@ -189,13 +247,18 @@ def agent_mismatches(spider, profile):
     """One warning line if a User-Agent the spider sets names another browser family than `profile`."""
     agents = list(getattr(spider, "user_agents", None) or ())
     agents += [v for k, v in (getattr(spider, "headers", None) or {}).items() if k.lower() == "user-agent"]
+    mismatch = _mismatch(agents, profile)
+    return [mismatch] if mismatch else []
+
+
+def _mismatch(agents, profile):
     family = browser_family(profile)
     others = [agent for agent in agents if browser_family(agent) != family]
     if not others:
-        return []
-    return ["User-Agent %r is not a %s like the --impersonate profile %r: a mismatch is itself a "
+        return None
+    return ("User-Agent %r is not a %s like the --impersonate profile %r: a mismatch is itself a "
             "fingerprint (drop user_agents/User-Agent to send the profile's own)"
-            % (others[0][:80], family, profile)]
+            % (others[0][:80], family, profile))
 
 
 def browser_family(name):

@@ -58,7 +58,8 @@ def make_response(status, url, headers, content, request=None, reason="", encodi
                   set_cookie=None, **extras):
     """The Response parse gets; every transport (and ``from_failure``) builds it here.
 
-    `headers`: the answer's (any mapping); `encoding`: None reads it from
+    `headers`: the answer's (any mapping; a CaseInsensitiveDict is taken, not
+    copied); `encoding`: None reads it from
     Content-Type; `set_cookie`: the Set-Cookie values, one per header (None:
     read them from `headers`); `extras`: attributes of this transport's
     answers (``screenshot``, ``xhr``, ``http_version``...).
@@ -68,7 +69,7 @@ def make_response(status, url, headers, content, request=None, reason="", encodi
     resp._content_consumed = True
     resp._next = None
     resp.status_code = int(status or 0)
-    resp.headers = CaseInsensitiveDict(headers)
+    resp.headers = headers if type(headers) is CaseInsensitiveDict else CaseInsensitiveDict(headers)
     resp.raw = None
     resp.url = url
     resp.encoding = encoding if encoding is not None else get_encoding_from_headers(resp.headers)
