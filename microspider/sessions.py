@@ -20,6 +20,10 @@ last ``WINDOW`` sessions retired on it were banned within their first
 ``FRESH_USES`` uses.  Sessions are not leased, so a process that dies strands
 none; a retired session is dropped by the others at their next reservation
 or refresh (every ``REFRESH`` seconds).
+
+With a ``renderer`` (``session_warmup = "render"``) a session's first page is
+rendered in a browser and the browser's cookies fill its jar; with
+``render_with(fetcher, every_page=True)`` (``render`` and sessions) every page is.
 """
 import collections
 import logging
@@ -365,7 +369,7 @@ def _next_hop(seed, hop, status, location):
 
 def _set_cookies(response, host):
     """(domain, name, value or None when deleted) of each cookie an answer sets."""
-    values = response.__dict__.get("_set_cookie")  # every Set-Cookie line, kept by build_response
+    values = response.__dict__.get("_set_cookie")  # every Set-Cookie line, kept by make_response
     if values is None:
         values = [response.headers["Set-Cookie"]] if "Set-Cookie" in response.headers else []
     for line in values:
