@@ -1,4 +1,5 @@
 """The session pool on a real private Redis: size, uses, jars shared between processes, retirement."""
+import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
@@ -169,3 +170,13 @@ def test_sessions_on_a_benched_proxy_make_room_for_a_working_one(r):
     assert r.hlen("microspider:{s}:sessions") == 1
     proxies.bench(second.proxy, HOST)           # every proxy benched: no churn, no session
     assert pool.take(HOST) is None and int(r.hget("microspider:{s}:stats", "sessions_retired")) == 1
+
+
+@pytest.mark.parametrize("flag,value", [("--sessions", "-1"), ("--session-max-uses", "0"),
+                                        ("--session-warmup", "browser")])
+def test_bad_session_options_are_one_line_errors(tmp_path, flag, value):
+    from tests.crawl import microspider, write_spider
+
+    write_spider(tmp_path, "s.py", "class S(Spider):\n    name = 's'\n    def parse(self, r, s):\n        pass\n")
+    proc = microspider("run", flag, value, "s.py", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and flag in proc.stderr
