@@ -11,6 +11,7 @@ from tests.proxyserver import ProxyServer
 from tests.servers import wait_until
 from tests.session_site import SessionRules, SessionSite
 from tests.tls_site import TLSSite
+from tests.cluster import cluster_url, redis_cluster  # noqa: F401 (fixtures)
 
 SPIDER = '''
 class S(Spider):
@@ -165,3 +166,19 @@ def test_impersonated_sessions_keep_their_tls_fingerprint(tmp_path, redis_url, t
     assert rules.crossings == 0 and rules.refused == 0
     assert {tls[0] for tls, _ in rules.identities()} == {"chrome"}
     assert rules.grants <= 120 / 10 and all(p.hits for p in three_proxies)
+
+
+@pytest.mark.cluster
+def test_sessions_on_a_redis_cluster(tmp_path, cluster_url, three_proxies):
+    site = SessionSite(max_uses=1000).start()
+    try:
+        _spider(tmp_path, site.url, 200, user_agents=AGENTS)
+        microspider(*_run_args(tmp_path, cluster_url, "-w", "2", "--pool", "6", "--sessions", "4",
+                               "--session-max-uses", "20"), cwd=tmp_path, check=0, timeout=180)
+        figures = stat(tmp_path, "sess", "--redis", cluster_url,
+                       "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
+    finally:
+        site.stop()
+    assert len({i["_id"] for i in _items(tmp_path)}) == 200 and site.crossings == 0
+    assert 0 < figures["sessions"] <= 4 and figures["sessions_retired"] >= 200 // 20 - 4
+    assert max(g.pages for g in site.tokens.values()) <= 20
