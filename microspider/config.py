@@ -109,6 +109,15 @@ def _profile(text):
     return value
 
 
+def _warmup(text):
+    value = str(text).strip().lower()
+    if value in ("", "none", "off"):
+        return None
+    if value != "render":
+        raise ValueError("must be render (or none)")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str
@@ -174,6 +183,11 @@ OPTIONS = [
            "or google-chrome on PATH]"),
     Option("render_pages", _pos_int, 8, "pages rendered at once per process (browser tabs)"),
     Option("render_tabs", _pos_int, 8, "tabs per browser (each with its own cookie jar)"),
+    Option("sessions", _nonneg_int, 0, "sessions (identity + proxy + cookie jar) shared by every "
+           "process of the spider through Redis; 0: off"),
+    Option("session_max_uses", _pos_int, 50, "requests a session serves before it is retired"),
+    Option("session_warmup", _warmup, None, "render: the first page of a new session is rendered "
+           "in Chromium, the rest fetched with the cookies it earned"),
     Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}

@@ -15,6 +15,8 @@ refuse    nothing listens on the port (connection refused); leaving this
 ``hits`` counts the requests (or connections, in the faulty modes) it saw.
 With ``auth=("user", "pw")`` it answers 407 to requests without those
 credentials.  With ``certfile`` it speaks TLS to its clients (an https proxy).
+With ``source_address="127.0.0.11"`` its connections to targets leave from that
+address, so a site on 127.0.0.1 sees each such proxy as a different client IP.
 """
 import base64
 import http.client
@@ -37,13 +39,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorizati
 class ProxyServer:
     """One forward proxy; ``start()``, ``url``, ``mode``, ``hits``, ``stop()``."""
 
-    def __init__(self, mode="ok", delay=2.0, auth=None, certfile=None):
+    def __init__(self, mode="ok", delay=2.0, auth=None, certfile=None, source_address=None):
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % ", ".join(MODES))
         self._mode = mode
         self.delay = delay
         self.auth = auth
         self.certfile = certfile
+        self.source = (source_address, 0) if source_address else None
         self.port = free_port()
         self.hits = 0
         self._lock = threading.Lock()
@@ -198,7 +201,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if target.query:
             path += "?" + target.query
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=30)
+        upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=30,
+                                              source_address=self.proxy.source)
         try:
             upstream.request(self.command, path, body=body, headers=headers)
             response = upstream.getresponse()
@@ -217,7 +221,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         host, _, port = self.path.rpartition(":")
         try:
-            upstream = socket.create_connection((host, int(port)), timeout=10)
+            upstream = socket.create_connection((host, int(port)), timeout=10,
+                                                source_address=self.proxy.source)
         except (OSError, ValueError) as exc:
             self._answer(502, [], ("cannot connect: %s" % exc).encode())
             return

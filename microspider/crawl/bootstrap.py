@@ -52,18 +52,39 @@ def run_worker(job_text):
         from ..proxies import ProxyPool
 
         proxies = ProxyPool.from_source(settings.http_proxy, redis=redis.work)
-    fetcher = make_fetcher(spider, settings, proxies=proxies,
-                    limiter=state.rate_limiter(settings.rate) if settings.rate else None,
-                    host_limiter=(state.host_rate_limiter(settings.rate_per_host)
-                                  if settings.rate_per_host else None))
+    sessions = session_pool(spider, settings, state, proxies)
+    fetcher = make_fetcher(spider, settings, proxies=proxies, **sessions,
+                           limiter=state.rate_limiter(settings.rate) if settings.rate else None,
+                           host_limiter=(state.host_rate_limiter(settings.rate_per_host)
+                                         if settings.rate_per_host else None))
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
                     monitor=monitor)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
     gevent.signal_handler(signal.SIGINT, worker.stop)
     _install_parse_watchdog(worker)
     worker.run()
+    if sessions:
+        sessions["sessions"].close()
     store.close()
     return 1 if worker.failed else 0
+
+
+def session_pool(spider, settings, state, proxies):
+    """{"sessions": the process's SessionPool} with ``--sessions N``; {} with 0."""
+    if not settings.sessions:
+        return {}
+    from ..sessions import SessionPool
+
+    renderer = None
+    if settings.session_warmup == "render" and not settings.render:  # a browser earns the cookies
+        from ..transport import fetcher_class
+
+        renderer = fetcher_class("browser")(spider, settings)
+    return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
+                                    proxies=proxies, agents=spider.user_agents,
+                                    profile=getattr(settings, "impersonate", None), renderer=renderer,
+                                    patience=2 * settings.timeout if renderer or settings.render
+                                    else 5.0)}
 
 
 def _install_parse_watchdog(worker):

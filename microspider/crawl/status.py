@@ -18,7 +18,7 @@ def counts(redis, name, now=None):
     now = time.time() if now is None else now
     state = SpiderState(redis, name)
     due, waiting, over_age = state.backlog.counts(now)
-    work, quarantined, workers, pages, counters = state.sizes(now)
+    work, quarantined, workers, sessions, pages, counters = state.sizes(now)
     bucket = int(now // 5)
     recent = sum(v for k, v in pages.items() if bucket - PAGES_WINDOW // 5 <= k < bucket)
     return {
@@ -31,6 +31,8 @@ def counts(redis, name, now=None):
         "quarantined": quarantined,
         "cached": state.cache.size(),
         "workers": workers,
+        "sessions": sessions,
+        "sessions_retired": counters.get("sessions_retired", 0),
         "pages_per_s": round(recent / float(PAGES_WINDOW), 2),
         "counters": counters,
     }

@@ -405,7 +405,7 @@ class Run:
 
 def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
     """Run a spider until finished or signalled; returns the exit code."""
-    if settings.render:
+    if settings.render or (settings.sessions and settings.session_warmup == "render"):
         from ..render import check_render
 
         check_render(settings)  # a missing extra or browser: one line, before any worker starts

@@ -249,7 +249,7 @@ class Worker:
         try:
             response = self.fetcher.fetch(seed)
         except NoProxy as exc:
-            wait = self.proxies.next_ready_in() or 5.0
+            wait = (self.proxies.next_ready_in() if self.proxies else None) or 5.0
             self.paused_until = max(self.paused_until, self.clock() + wait)
             self._warn_once("noproxy", "%s: %s; seeds go to the backlog, taking none for %.0fs",
                             self.name, exc, wait)
@@ -313,6 +313,9 @@ class Worker:
         outcome = batch.outcome(self.name, stored, self.settings, self.now(), self.linked)
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
+        sessions = getattr(self.fetcher, "sessions", None)
+        if sessions is not None:  # counted in this batch's transaction: no extra round trip
+            outcome.count("session_round_trips", sessions.store.pop_round_trips())
         self._retry_redis(lambda: self.state.commit(outcome, self.id), "acknowledge", attempts)
         self.holding.subtract(outcome.done)
         self.holding += collections.Counter()  # drops the zero counts

@@ -151,14 +151,41 @@ class ProxyPool:
         resting = health.benched_until > now    # then this request left before the bench
         if not resting and (health.benches or health.failures >= self.MAX_FAILURES
                             or health.score <= self.FLOOR):
-            rest = doubling(self.BENCH, self.BENCH_CAP, health.benches)
-            health.benched_until = now + rest
-            health.benches += 1
-            health.failures = 0
-            self.log.debug("proxy %s benched for %s for %.0f s (score %d)",
-                           _mask(url), host, rest, health.score)
+            self._bench(url, host, health, now)
         if health.score <= self.FLOOR and self._source.redis is not None and self._best_score(url) <= self.FLOOR:
             self._remove(url)
+
+    def _bench(self, url, host, health, now):
+        rest = doubling(self.BENCH, self.BENCH_CAP, health.benches)
+        health.benched_until = now + rest
+        health.benches += 1
+        health.failures = 0
+        self._dirty.add(url)
+        self.log.debug("proxy %s benched for %s for %.0f s (score %d)",
+                       _mask(url), host, rest, health.score)
+
+    def bench(self, proxy, host):
+        """Bench `proxy` for `host` now, as repeated failures would (sessions burnt through it)."""
+        url = proxy.url if isinstance(proxy, Proxy) else proxy
+        with self._lock:
+            if url in self._urls:
+                self._bench(url, host, self._health_of(url, host), self._now())
+
+    def is_ready(self, proxy, host):
+        """True if `proxy` (a Proxy or URL) is in the pool and not benched for `host`."""
+        url = proxy.url if isinstance(proxy, Proxy) else proxy
+        with self._lock:
+            if url not in self._urls:
+                return False
+            health = self._health.get((url, host))
+            return health is None or health.ready_at(self.TRIAL_TIMEOUT) <= self._now()
+
+    def get(self, url):
+        """The pool's Proxy of `url`, or a new Proxy if the pool no longer holds it."""
+        for proxy in self._proxies:
+            if proxy.url == url:
+                return proxy
+        return Proxy(url)
 
     def _best_score(self, url):
         return max(h.score for (u, _), h in self._health.items() if u == url)

@@ -23,6 +23,7 @@ from .chunking import by_index
 from .confirmed import ConfirmedWrites, transaction
 from .locks import Lock
 from .ratelimit import HostRateLimiter, RateLimiter
+from .sessions import SessionStore
 from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
 
 HEARTBEAT_TTL = 15.0
@@ -54,6 +55,7 @@ class SpiderState:
         self._requeue = self.client.register_script(REQUEUE)
         self._reclaim = self.client.register_script(RECLAIM)
         self._requeue_unheld = self.client.register_script(REQUEUE_UNHELD)
+        self._sessions = None
 
     # -- registry, settings and links ----------------------------------------------------
     def register(self):
@@ -258,16 +260,17 @@ class SpiderState:
                     or self.in_flight())
 
     def sizes(self, now):
-        """(work, quarantined, live workers, pages hash, counters) in one round trip."""
+        """(work, quarantined, live workers, live sessions, pages hash, counters) in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         pipe.llen(self.work_key)
         pipe.llen(keys.quarantine(self.name))
         pipe.zcount(keys.workers(self.name), now, "+inf")
+        pipe.hlen(keys.sessions(self.name))
         pipe.hgetall(keys.pages(self.name))
         pipe.hgetall(keys.stats(self.name))
-        work, quarantined, workers, pages, stats = pipe.execute()
+        work, quarantined, workers, sessions, pages, stats = pipe.execute()
         pages = {int(k): int(v) for k, v in pages.items()}
-        return work, quarantined, workers, pages, _ints(stats)
+        return work, quarantined, workers, sessions, pages, _ints(stats)
 
     def queue_chunks(self, queue):
         """Lists of raw seeds of 'work', 'quarantine' or 'backlog' (due order), CHUNK at a time."""
@@ -373,6 +376,14 @@ class SpiderState:
         if outcome.pages:
             pipe.hincrby(keys.pages(self.name), int(now // PAGE_BUCKET), outcome.pages)
 
+    # -- sessions -------------------------------------------------------------------------
+    @property
+    def sessions(self):
+        """The spider's session pool in Redis (``--sessions``), a SessionStore."""
+        if self._sessions is None:
+            self._sessions = SessionStore(self.client, self.name)
+        return self._sessions
+
     # -- rate limits ----------------------------------------------------------------------
     def rate_limiter(self, rate, burst=None):
         """The ``--rate`` bucket of this spider (shared by all its processes)."""
@@ -394,7 +405,9 @@ class SpiderState:
         name = self.name
         fixed = [keys.workers(name), keys.stats(name), keys.pages(name), keys.meta(name), keys.crashes(name),
                  keys.upstream(name), keys.seeding(name), keys.relaylock(name), keys.ratelimit(name)]
-        patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*"), keys.alerted(name, "*")]
+        fixed.append(keys.sessions(name))
+        patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*"), keys.alerted(name, "*"),
+                    keys.session(name, "*")]
         found = fixed + [k for p in patterns for k in self.client.scan_iter(match=p, count=CHUNK)]
         n = 0
         for start in range(0, len(found), CHUNK):

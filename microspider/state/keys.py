@@ -21,7 +21,8 @@ key                                             type    holds
 ``microspider:{NAME}:quarantine``               list    malformed seeds, as found
 ``microspider:{NAME}:inflight:WORKER``          list    seeds a worker has taken and not yet acknowledged
 ``microspider:{NAME}:workers``                  zset    worker ids scored by heartbeat expiry (epoch s)
-``microspider:{NAME}:stats``                    hash    counters: fetched, ok, retried, backlogged, ...
+``microspider:{NAME}:stats``                    hash    counters: fetched, ok, retried, backlogged,
+                                                        sessions_retired, ...
 ``microspider:{NAME}:pages``                    hash    pages done per 5-second bucket (for pages/s)
 ``microspider:{NAME}:meta``                     hash    relay_mode, max_age, started, last run settings,
                                                         start_pushed (last push of the start seeds)
@@ -32,6 +33,10 @@ key                                             type    holds
 ``microspider:{NAME}:ratelimit``                hash    token bucket of ``--rate``
 ``microspider:{NAME}:ratelimit:HOST``           hash    token bucket of ``--rate-per-host``
 ``microspider:{NAME}:alerted:KIND``             string  when the last alert of KIND was sent (epoch s)
+``microspider:{NAME}:sessions``                 hash    live sessions: id -> identity JSON (proxy, agent,
+                                                        profile); at most ``--sessions`` fields
+``microspider:{NAME}:session:ID``               hash    one session's state: ``uses`` reserved so far, and
+                                                        its cookie jar, field "DOMAIN<TAB>NAME" -> value
 ``microspider:spiders``                         set     names of every spider that ever ran (for ``stat``)
 ==============================================  ======  ===================================================
 """
@@ -115,3 +120,12 @@ def ratelimit(name, host=None):
 
 def alerted(name, kind):
     return _key(name, "alerted", kind)
+
+
+def sessions(name):
+    return _key(name, "sessions")
+
+
+def session(name, sid):
+    """One session's uses and cookie jar ("" gives the prefix the Lua script appends to)."""
+    return _key(name, "session", sid)

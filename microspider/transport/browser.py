@@ -40,9 +40,11 @@ class RenderFetcher(Fetcher):
     transport_errors = Fetcher.transport_errors + (urllib3.exceptions.HTTPError,)
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
-                 sleep=time.sleep, launch=None):
+                 sleep=time.sleep, launch=None, sessions=None):
         super().__init__(spider, settings, proxies=proxies, limiter=limiter,
-                         host_limiter=host_limiter, sleep=sleep)
+                         host_limiter=host_limiter, sleep=sleep, sessions=sessions)
+        if sessions is not None:
+            sessions.render_with(self, every_page=True)  # each page's cookies go to its session
         if launch is None:
             browser = find_browser(settings.browser)
             launch = functools.partial(Browser, browser, find_driver(browser),
@@ -66,14 +68,32 @@ class RenderFetcher(Fetcher):
             return super().fetch(seed)
 
     def _request(self, seed, proxy):
+        return self._in_browser(seed, proxy, self._render)
+
+    def warm(self, seed, proxy):
+        """Render `seed` through `proxy` with no cookie but the seed's own; (Response, browser cookies).
+
+        The cookies are the tab's after the page (``Network.getAllCookies`` in the
+        tab's own browser context: name, value, domain with a leading dot for a
+        domain cookie).  A session's first page (``session_warmup = "render"``):
+        each page starts from an empty jar, so no session's cookies reach another.
+        """
+        def render(tab, seed):
+            response = self._render(tab, seed)
+            return response, tab.send("Network.getAllCookies")["cookies"]
+
+        return self._in_browser(seed, proxy, render)   # the browser pool bounds the pages at once
+
+    def _in_browser(self, seed, proxy, render):
+        """``render(tab, seed)`` in a browser tab through `proxy`; a broken browser is replaced."""
         if seed.method != "GET" or seed.data:
             raise FetchError("%s: only GET seeds without a body can be rendered" % seed.url)
         tab = self.pool.acquire(proxy.url if proxy else None)
         broken = True
         try:
-            response = self._render(tab, seed)
+            result = render(tab, seed)
             broken = False
-            return response
+            return result
         except BrowserGone as exc:
             raise FetchError("browser: %s" % exc) from None
         except FetchError:

@@ -187,7 +187,7 @@ class CurlFetcher(Fetcher):
         setopt(pycurl.NOSIGNAL, 1)
         setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        setopt(pycurl.FOLLOWLOCATION, 1)
+        setopt(pycurl.FOLLOWLOCATION, 1 if self.follow_redirects else 0)
         setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
         setopt(pycurl.CONNECTTIMEOUT_MS, self._connect_ms)
         setopt(pycurl.MAXFILESIZE, self.max_body)  # a Content-Length over the limit fails at once

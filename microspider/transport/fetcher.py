@@ -50,7 +50,7 @@ class Fetcher:
     transport_errors = FETCH_ERRORS
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, sessions=None):
         self.spider = spider
         self.retry = settings.retry
         self.max_body = settings.max_body
@@ -61,27 +61,34 @@ class Fetcher:
         self.sleep = sleep
         self.headers = dict(self.default_headers, **(spider.headers or {}))
         agents = list(spider.user_agents or ())
-        self._agents = itertools.cycle(agents) if agents else None
+        self._agents = itertools.cycle(agents) if agents and sessions is None else None
+        self.sessions = sessions  # a microspider.sessions.SessionPool: it owns identities and cookies
+        self.follow_redirects = sessions is None  # with sessions, each hop's cookies go to the jar
         self.retries = 0  # immediate retries made, for the stats
 
     def fetch(self, seed):
         """The response for a seed, or FetchError after ``retry`` immediate retries."""
         host = urlsplit(seed.url).hostname
-        tried = []
+        tried, in_sessions = [], []
         reason = None
         for attempt in range(self.retry + 1):
             if attempt:
                 self.retries += 1
-            proxy = self._proxy(host, tried)
+            session = self._session(host, in_sessions)
+            proxy = self.sessions.proxy_of(session) if session else self._proxy(host, tried)
             self._wait_rate(host)
             started = time.monotonic()
             try:
-                response = self._request(seed, proxy)
+                response = self._exchange(seed, proxy, session)
             except self.transport_errors as exc:
                 if isinstance(exc, NoProxy):
                     raise
                 reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
                 self._report(proxy, host, False)
+                continue
+            if session is not None and self.spider.is_banned(response):
+                reason = "HTTP %d (banned; session retired)" % response.status_code
+                self.sessions.retire(session, "banned", host)  # the proxy is judged by the pool
                 continue
             if response.status_code in RETRYABLE or self.spider.is_banned(response):
                 reason = "HTTP %d%s" % (response.status_code,
@@ -95,6 +102,21 @@ class Fetcher:
     def _request(self, seed, proxy):
         """One exchange for `seed` through `proxy` (None: direct); a Response."""
         raise NotImplementedError("%s must implement _request" % type(self).__name__)
+
+    def _exchange(self, seed, proxy, session):
+        if session is None:
+            return self._request(seed, proxy)
+        return self.sessions.exchange(self._request, seed, session)
+
+    def _session(self, host, tried):
+        """The session of the next attempt (None with sessions off); another one on a retry."""
+        if self.sessions is None:
+            return None
+        session = self.sessions.take(host, exclude=tried) or (tried and self.sessions.take(host))
+        if not session:
+            raise NoProxy("no usable session for %s" % host)
+        tried.append(session.id)
+        return session
 
     def request_once(self, seed, proxy=None):
         """One exchange through `proxy`, no retry, status as answered (``proxy check``)."""
@@ -168,7 +190,7 @@ class Urllib3Fetcher(Fetcher):
         body = seed.body()
         raw = self._manager(proxy).urlopen(
             seed.method, url, body=body, headers=headers, timeout=self._timeout, retries=REDIRECTS,
-            redirect=True, preload_content=False, decode_content=True)
+            redirect=self.follow_redirects, preload_content=False, decode_content=True)
         try:
             content = self._read_body(raw)
         except BaseException:

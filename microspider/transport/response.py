@@ -18,6 +18,8 @@ from requests.utils import get_encoding_from_headers
 class Response(requests.Response):
     """A requests.Response whose ``.soup`` is the body parsed by BeautifulSoup with lxml."""
 
+    session = None  # the id of the session that fetched it (``--sessions``)
+
     @property
     def soup(self):
         """The body parsed by BeautifulSoup with lxml (on first use)."""

@@ -2,8 +2,9 @@
 
 Gauges (label ``spider``, the numbers of ``stat --json``): microspider_work,
 microspider_backlog, microspider_in_flight, microspider_cached,
-microspider_items, microspider_failures, microspider_workers; and the counter
-microspider_pages_total (pages done, the ``ok`` counter).
+microspider_items, microspider_failures, microspider_workers,
+microspider_sessions; and the counters microspider_pages_total (pages done,
+the ``ok`` counter) and microspider_sessions_retired_total.
 """
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -16,6 +17,7 @@ GAUGES = (
     ("items", "Items stored"),
     ("failures", "Failure documents stored"),
     ("workers", "Live worker processes"),
+    ("sessions", "Live sessions (--sessions)"),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -38,6 +40,11 @@ class SpiderCollector:
         for name, (_, done) in sorted(found.items()):
             pages.add_metric([name], done)
         yield pages
+        retired = CounterMetricFamily("microspider_sessions_retired", "Sessions retired (banned, used "
+                                      "up, or their proxy dropped)", labels=["spider"])
+        for name, (stat, _) in sorted(found.items()):
+            retired.add_metric([name], stat["sessions_retired"])
+        yield retired
 
 
 def exposition(read):
