@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import sys
 
 import click
 import pytest
@@ -75,6 +76,18 @@ def deployments():
         if doc["kind"] == "Deployment":
             (container,) = doc["spec"]["template"]["spec"]["containers"]
             yield doc, ["microspider"] + container["args"]   # the image's ENTRYPOINT
+
+
+@pytest.fixture(autouse=True)
+def spider_imports_undone(monkeypatch):
+    """Loading a spider file puts its folder on sys.path (examples/ctrip): undo it, so that a later
+    test's bare name (``hotel``) is not read as that module."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if not name.startswith("microspider"):
+            sys.modules.pop(name, None)
 
 
 def spider_in_repo(image_path):

@@ -105,7 +105,8 @@ def test_round_trip_is_lossless_with_binary_bodies_and_10000_seeds(envs, capsys)
     assert snapshot(envs["src"], envs["a"]) == before   # output leaves the source as it was
 
     # loading again is additive and idempotent where it can be
-    assert ms(capsys, "migrate", "-m", "input", "-f", path, *envs["target"], NAME)[0] == 0
+    code, _, err = ms(capsys, "migrate", "-m", "input", "-f", path, *envs["target"], NAME)
+    assert code == 0, err
     again = snapshot(envs["dst"], envs["b"])
     assert len(again["work"]) == 2 * len(after["work"])
     assert {k: again[k] for k in ("cache", "backlog", "failures", "items")} == \
