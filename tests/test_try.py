@@ -142,6 +142,7 @@ def test_parse_timeout_ends_a_parse_that_never_yields(ms, site):
     (["missing.py", "http://127.0.0.1:1/"], "spider file not found: missing.py"),
     (["shop.py", "ftp://example.com/x"], "ftp://example.com/x"),
     (["shop.py", "not a url"], "not a url"),
+    (["shop.py", "http://[::1"], "http://[::1"),   # urlsplit raises on the open bracket
     (["shop.py"], "give either a URL or --failure ID"),
 ])
 def test_bad_input_is_one_line_exit_2(ms, args, says):
