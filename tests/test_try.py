@@ -174,6 +174,13 @@ def stored_failure(folder, path, status=200, body=b"<html><head><title>Kettle</t
     return seed.fingerprint
 
 
+def test_failures_says_when_there_are_none(folder, capsys):
+    store = "sqlite:///%s" % (folder / "empty.sqlite3")
+    assert main(["failures", "shop.py", "--mongo-uri", store]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().splitlines()[-1] == "microspider: shop: no stored failures"
+
+
 def test_failure_id_parses_the_stored_response(ms, folder, capsys):
     fid = stored_failure(folder, "/item/7")
     assert main(["failures", "shop.py", "--mongo-uri",
