@@ -117,6 +117,9 @@ def test_the_request_headers_are_the_headers_sent(site, plain):
     sent = json.loads(response.soup.pre.text)
     assert sent["X-Probe"] == "yes"
     assert response.request.headers["X-Probe"] == "yes"
+    # the browser's own headers too (SPEC 0.3: the headers that were sent)
+    assert response.request.headers["User-Agent"] == sent["User-Agent"]
+    assert response.request.headers["sec-ch-ua"] == sent["sec-ch-ua"]
 
 
 def test_cookies_do_not_leak_between_seeds_in_one_tab(site):

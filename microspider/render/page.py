@@ -20,6 +20,7 @@ class Events:
         self.document = None      # requestId of the main frame's document
         self.response = None      # its last response (after redirects)
         self.raw = None           # its raw answer (Set-Cookie included), when Chromium gave it
+        self.sent = {}            # the headers Chromium sent for it (its last hop's)
         self.failed = None        # errorText when the document did not load
         self.xhr = {}             # requestId -> {url, status}, in order
         self.finished = set()
@@ -34,6 +35,7 @@ class Events:
             if params.get("type") == "Document" and params.get("frameId") == self.frame:
                 if rid != self.document:
                     self.document, self.response, self.raw, self.failed = rid, None, None, None
+                self.sent = (params.get("request") or {}).get("headers") or {}
         elif method == "Network.responseReceived":
             if rid == self.document:
                 self.response = params["response"]
