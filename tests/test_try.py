@@ -132,6 +132,18 @@ def test_one_request_unless_retry_asks(ms, site):
     assert code == 1 and site.count("/down") == before + 4
 
 
+def test_a_user_agent_of_another_browser_is_warned_of_as_run_does(ms, site, folder):
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    (folder / "fox.py").write_text(SPIDER.replace('name = "shop"', 'name = "shop"\n'
+                                                  '    impersonate = "chrome"\n'
+                                                  '    user_agents = [%r]' % firefox))
+    code, out, err = ms("fox.py", site.url + "/item/1", "--json")
+    assert code == 0 and json.loads(out)["items"] == [{"_id": "/item/1", "title": "Teapot"}]
+    assert "shop: User-Agent %r is not a chrome" % firefox in err
+    code, _, err = ms("shop.py", site.url + "/item/1", "--impersonate", "chrome")
+    assert code == 0 and "is not a chrome" not in err
+
+
 def test_parse_timeout_ends_a_parse_that_never_yields(ms, site):
     code, out, _ = ms("shop.py", site.url + "/spin", "--parse-timeout", "0.5", "--json")
     assert code == 1
