@@ -7,6 +7,7 @@ a cluster's seed nodes (``redis://h1:7000,h2:7000``), or a master behind Sentine
 on any of them; ``redis_client`` builds the client for every form.
 """
 import logging
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -142,6 +143,7 @@ def _check_url(url, text):
 
 def resolve_redis(settings, say=log.info):
     """The Redis URL to use: configured, else 127.0.0.1:6379 if it answers, else embedded."""
+    _check_ca(settings.redis_ca)
     if "redis" in settings.configured:
         return normalize_redis_url(settings.redis)
     if embedded.answers(DEFAULT_REDIS):
@@ -150,6 +152,12 @@ def resolve_redis(settings, say=log.info):
     say("no Redis configured and none at 127.0.0.1:6379: using the embedded Redis in ./%s"
         % embedded.HOME)
     return url
+
+
+def _check_ca(path):
+    """ConnectionFailed for a --redis-ca that is not a readable file (else TLS says only 'no answer')."""
+    if path and not os.path.isfile(path):
+        raise ConnectionFailed("--redis-ca %s: no such file" % path)
 
 
 def resolve_store(settings, say=log.info):

@@ -193,7 +193,10 @@ def _query_items(mapping):
 def _check_url(url):
     if not isinstance(url, str):
         raise BadSeed("seed url must be a string, not %s" % type(url).__name__)
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:   # an unclosed IPv6 bracket: urlsplit itself refuses it
+        raise BadSeed("seed url must be an absolute http(s) URL, not %r" % url) from None
     if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
         raise BadSeed("seed url must be an absolute http(s) URL, not %r" % url)
     try:

@@ -113,10 +113,14 @@ def test_a_long_request_stops_holding_the_page_and_a_stream_never_does(site, pla
 
 
 def test_the_request_headers_are_the_headers_sent(site, plain):
-    response = plain.fetch(Seed(site.url + "/echo", headers={"X-Probe": "yes"}))
+    response = plain.fetch(Seed(site.url + "/echo", headers={"X-Probe": "yes"}, cookies={"c": "v"}))
     sent = json.loads(response.soup.pre.text)
     assert sent["X-Probe"] == "yes"
     assert response.request.headers["X-Probe"] == "yes"
+    # the browser's own headers too (SPEC 0.3: the headers that were sent)
+    assert response.request.headers["User-Agent"] == sent["User-Agent"]
+    assert response.request.headers["sec-ch-ua"] == sent["sec-ch-ua"]
+    assert response.request.headers["Cookie"] == sent["Cookie"] == "c=v"
 
 
 def test_cookies_do_not_leak_between_seeds_in_one_tab(site):

@@ -25,7 +25,7 @@ def test_defaults_are_left_out_of_the_wire():
 
 
 @pytest.mark.parametrize("url", ["ftp://a.com/", "a.com/x", "", "http://", "javascript:alert(1)",
-                                 "http://a.com:99999999/"])
+                                 "http://a.com:99999999/", "http://[::1"])
 def test_bad_urls_raise_value_error(url):
     with pytest.raises(ValueError, match="url"):
         Seed(url)

@@ -218,6 +218,14 @@ def test_rediss_with_a_private_ca_crawls_and_a_failed_handshake_is_one_line_exit
     assert "certificate verify failed" in line
 
 
+def test_a_missing_redis_ca_file_is_named_in_one_line_exit_2(tmp_path, tls_redis):
+    missing = str(tmp_path / "no-such-ca.pem")
+    for url in (tls_redis.url, "rediss+sentinel://127.0.0.1:1/mymaster"):
+        args = ["--redis-ca", missing, *conn(url, tmp_path)]
+        line = one_line_exit_2(microspider("stat", "pages", *args, cwd=tmp_path))
+        assert "--redis-ca %s: no such file" % missing in line
+
+
 @pytest.mark.slow
 def test_rediss_sentinel_with_a_private_ca_runs_and_stats(tmp_path):
     """Sentinels, master and replica all speaking TLS only (Debian's redis-server)."""

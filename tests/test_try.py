@@ -132,6 +132,18 @@ def test_one_request_unless_retry_asks(ms, site):
     assert code == 1 and site.count("/down") == before + 4
 
 
+def test_a_user_agent_of_another_browser_is_warned_of_as_run_does(ms, site, folder):
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    (folder / "fox.py").write_text(SPIDER.replace('name = "shop"', 'name = "shop"\n'
+                                                  '    impersonate = "chrome"\n'
+                                                  '    user_agents = [%r]' % firefox))
+    code, out, err = ms("fox.py", site.url + "/item/1", "--json")
+    assert code == 0 and json.loads(out)["items"] == [{"_id": "/item/1", "title": "Teapot"}]
+    assert "shop: User-Agent %r is not a chrome" % firefox in err
+    code, _, err = ms("shop.py", site.url + "/item/1", "--impersonate", "chrome")
+    assert code == 0 and "is not a chrome" not in err
+
+
 def test_parse_timeout_ends_a_parse_that_never_yields(ms, site):
     code, out, _ = ms("shop.py", site.url + "/spin", "--parse-timeout", "0.5", "--json")
     assert code == 1
@@ -142,6 +154,7 @@ def test_parse_timeout_ends_a_parse_that_never_yields(ms, site):
     (["missing.py", "http://127.0.0.1:1/"], "spider file not found: missing.py"),
     (["shop.py", "ftp://example.com/x"], "ftp://example.com/x"),
     (["shop.py", "not a url"], "not a url"),
+    (["shop.py", "http://[::1"], "http://[::1"),   # urlsplit raises on the open bracket
     (["shop.py"], "give either a URL or --failure ID"),
 ])
 def test_bad_input_is_one_line_exit_2(ms, args, says):
@@ -171,6 +184,13 @@ def stored_failure(folder, path, status=200, body=b"<html><head><title>Kettle</t
     store.save_failures([doc])
     store.close()
     return seed.fingerprint
+
+
+def test_failures_says_when_there_are_none(folder, capsys):
+    store = "sqlite:///%s" % (folder / "empty.sqlite3")
+    assert main(["failures", "shop.py", "--mongo-uri", store]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().splitlines()[-1] == "microspider: shop: no stored failures"
 
 
 def test_failure_id_parses_the_stored_response(ms, folder, capsys):

@@ -128,6 +128,12 @@ def test_unknown_spider_and_route_are_404_and_chinese_labels_switch(web, shop):
     assert "待抓取" not in get(web, "/").text
 
 
+def test_a_path_starting_with_two_slashes_links_only_to_the_dashboard(web, shop):
+    page = get(web, "//elsewhere.example/x")
+    assert page.status_code == 404
+    assert 'href="/elsewhere.example/x?lang=zh"' in page.text and 'href="//' not in page.text
+
+
 def test_a_foreign_host_header_is_refused_on_loopback(web, shop):
     answer = requests.get(web.url + "/api/stat", headers={"Host": "evil.example:80"}, timeout=10)
     assert answer.status_code == 403

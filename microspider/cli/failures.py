@@ -68,7 +68,10 @@ def failures(spider, num, as_json, **flags):
     from ..ops import failures as stored
 
     env = Env(spider, flags, allow_name=True)
-    for row in stored.listing(env.store(), limit=num):
+    rows = list(stored.listing(env.store(), limit=num))
+    if not rows:   # an empty stdout alone leaves a new user wondering whether it worked
+        say("%s: no stored failures" % env.name)
+    for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True) if as_json else
                    "%s  %s  %s  x%d  %s" % (row["_id"], row["error"], row["status"] or "-",
                                             row["attempts"] or 0, row["url"]))

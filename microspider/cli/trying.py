@@ -47,6 +47,11 @@ def try_command(spider, url, attempts, failure_id, as_json, **flags):
         from ..render import check_render
 
         check_render(env.settings)   # a missing extra or browser: one line, exit 2
+    if failure_id is None:
+        from ..transport import check_impersonate
+
+        for warning in check_impersonate(env.spider_cls, env.settings):   # as run warns at start
+            say("%s: %s" % (env.name, warning))
     if failure_id is not None:
         trial = trying.try_failure(env.spider(), env.settings, env.store_uri, failure_id)
     else:

@@ -20,6 +20,8 @@ class Events:
         self.document = None      # requestId of the main frame's document
         self.response = None      # its last response (after redirects)
         self.raw = None           # its raw answer (Set-Cookie included), when Chromium gave it
+        self.asked = {}           # the headers Chromium meant to send for it (its last hop's)
+        self.wire = {}            # requestId -> headers as sent on the wire (Cookie included)
         self.failed = None        # errorText when the document did not load
         self.xhr = {}             # requestId -> {url, status}, in order
         self.finished = set()
@@ -34,6 +36,9 @@ class Events:
             if params.get("type") == "Document" and params.get("frameId") == self.frame:
                 if rid != self.document:
                     self.document, self.response, self.raw, self.failed = rid, None, None, None
+                self.asked = (params.get("request") or {}).get("headers") or {}
+        elif method == "Network.requestWillBeSentExtraInfo":
+            self.wire[rid] = params.get("headers") or {}   # may come before requestWillBeSent
         elif method == "Network.responseReceived":
             if rid == self.document:
                 self.response = params["response"]
@@ -46,6 +51,11 @@ class Events:
             self.failed = params.get("errorText") or "loading failed"
         elif method == "Network.loadingFinished":
             self.finished.add(rid)
+
+    @property
+    def sent(self):
+        """The headers of the document's request: as on the wire when Chromium told, else as meant."""
+        return self.wire.get(self.document) or self.asked
 
     def check(self, url):
         """FetchError unless the navigation to ``url`` got a document answer."""

@@ -125,8 +125,8 @@ def rendered_response(events, html, request_url, sent_headers, **extras):
     """The Response of a page the browser rendered: its answer's head, the DOM as UTF-8 HTML.
 
     Status, final URL and headers come from the browser's network events for
-    the main document; ``request.headers`` are the headers the browser was
-    told to send (`sent_headers`), not the answer's.
+    the main document; ``request.headers`` are the headers the browser sent
+    (its own User-Agent and ``sec-ch-ua*`` included), else `sent_headers`.
     """
     answer = events.response
     headers = answer.get("headers") or {}
@@ -136,7 +136,7 @@ def rendered_response(events, html, request_url, sent_headers, **extras):
     set_cookie = next((v for k, v in headers.items() if k.lower() == "set-cookie"), None)
     return make_response(
         answer.get("status"), answer.get("url") or request_url, headers, html.encode("utf-8"),
-        sent_request("GET", request_url, sent_headers), reason=answer.get("statusText") or "",
+        sent_request("GET", request_url, events.sent or sent_headers), reason=answer.get("statusText") or "",
         encoding="utf-8",
         set_cookie=set_cookie.split("\n") if set_cookie else None,  # Chromium joins repeats with newlines
         **extras)

@@ -240,7 +240,7 @@ class Dashboard:
         t = translator(request.lang)
         other = "zh" if request.lang == "en" else "en"
         html = self.jinja.get_template(template).render(
-            t=t, lang=request.lang, other_lang=other, path=request.path, labels=LABELS,
+            t=t, lang=request.lang, other_lang=other, path=_local(request.path), labels=LABELS,
             now=time.strftime("%H:%M:%S", time.localtime(self.now())), **context)
         return status, {"Content-Type": "text/html; charset=utf-8"}, html.encode("utf-8")
 
@@ -299,3 +299,8 @@ def _int(text, default):
 def _status_line(status):
     return "%d %s" % (status, {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
                                405: "Method Not Allowed", 503: "Service Unavailable"}.get(status, ""))
+
+
+def _local(path):
+    """`path` with one leading slash: "//host/x" in a link would leave the dashboard for host."""
+    return "/" + path.lstrip("/")
