@@ -76,7 +76,10 @@ def _duration(text):
     """Seconds from `90s`, `12h`, `7d` (s, m, h, d, w; a bare number is seconds)."""
     raw = str(text).strip().lower()
     unit = DURATION_UNITS.get(raw[-1:]) if raw else None
-    value = float(raw[:-1] if unit else raw) * (unit or 1)
+    try:
+        value = float(raw[:-1] if unit else raw) * (unit or 1)
+    except ValueError:
+        value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a duration > 0 such as 90s, 12h or 7d")
     return value

@@ -79,3 +79,11 @@ def test_bad_spider_attribute_is_an_error():
 
     with pytest.raises(ConfigError, match="--pool"):
         resolve({"config": None}, Bad, environ={})
+
+
+@pytest.mark.parametrize("text", ["5x", "abc", "0s", "-3m", "nan"])
+def test_a_bad_duration_says_what_a_duration_looks_like(text):
+    with pytest.raises(ConfigError) as err:
+        resolve({"every": text}, Spider)
+    assert "a duration > 0 such as 90s" in str(err.value)
+    assert "float" not in str(err.value)

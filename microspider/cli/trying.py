@@ -88,4 +88,8 @@ def _show(trial, as_json):
         say("%s: %s" % (type(trial.error).__name__, str(trial.error).splitlines()[0]
                         if str(trial.error) else ""))
     else:
-        say("parse gave %d items and %d seeds" % (len(trial.items), len(trial.seeds)))
+        say("parse gave %s and %s" % (_count(len(trial.items), "item"), _count(len(trial.seeds), "seed")))
+
+
+def _count(n, noun):
+    return "%d %s%s" % (n, noun, "" if n == 1 else "s")
