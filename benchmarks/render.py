@@ -94,9 +94,10 @@ def cpu_seconds(pids):
 
 def render_row(urls, pages, per_browser=None):
     """One render row; ``per_browser`` None: the old revision (one browser per page)."""
-    try:
-        from microspider.transport.browser import RenderFetcher
-    except ImportError:   # the old revision (0.2) kept it in the render package
+    try:   # the old revision (0.2) kept it in the render package; looked up first, because an
+        # editable install would serve this checkout's transport package to the old child
+        from microspider.render import RenderFetcher
+    except ImportError:
         from microspider.transport.browser import RenderFetcher
 
     options = {"render": True, "render_pages": pages, "timeout": 30,
