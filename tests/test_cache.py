@@ -61,6 +61,7 @@ def small_buckets(r):
 
 
 # -- exact and compact ---------------------------------------------------------------
+@pytest.mark.slow   # heavier run: bash scripts/test.sh -m slow (docs/testing.md)
 def test_300k_fingerprints_exact_compact_and_under_20_bytes_each(r):
     cache = Cache(r, NAME)
     added = fingerprints(300_000)

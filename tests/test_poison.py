@@ -73,6 +73,7 @@ def test_hung_and_crashing_parses_end_as_failures_and_the_crawl_completes(tmp_pa
     assert "stored as WorkerCrashed" in err and "silent for" in err
 
 
+@pytest.mark.slow   # heavier run: bash scripts/test.sh -m slow (docs/testing.md)
 def test_no_seed_is_redelivered_while_its_worker_lives_though_the_relay_lock_is_held(
         tmp_path, redis_url, r):
     """The relay waits on a lock held elsewhere (60 s); the heartbeat does not wait with it."""

@@ -136,6 +136,7 @@ def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_pa
     assert site.pages - site.navigations >= 150 * 0.8        # most pages came by the plain fetcher
 
 
+@pytest.mark.slow   # heavier run: bash scripts/test.sh -m slow (docs/testing.md)
 def test_rendered_pages_keep_their_session_cookies(tmp_path, redis_url, three_proxies):
     site = SessionSite(max_uses=1000, challenge=True).start()
     try:

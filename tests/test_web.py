@@ -269,6 +269,7 @@ def test_web_and_run_show_their_options_in_help(capsys):
     assert "--alert-webhook" in capsys.readouterr().out
 
 
+@pytest.mark.slow   # heavier run: bash scripts/test.sh -m slow (docs/testing.md)
 def test_the_demo_serves_the_dashboard_while_it_runs(tmp_path):
     import subprocess
     import sys
