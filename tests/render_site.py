@@ -89,7 +89,13 @@ def _never_ending(handler, path):
     handler.end_headers()
     handler.wfile.write(b"data: hello\n\n" if path == "/api/stream" else b"partial")
     handler.wfile.flush()
-    time.sleep(600)   # a daemon thread of the site; the test is long over by then
+    # hold the answer open until the browser drops the connection (it sends nothing more on it
+    # while it waits), at most 10 minutes: the thread ends with the tab, not at a fixed time
+    handler.connection.settimeout(600)
+    try:
+        handler.rfile.read(1)
+    except OSError:
+        pass
     handler.close_connection = True
     return "drop"
 
