@@ -1,7 +1,7 @@
 """Rendered pages per second and browser memory per tab, before and after, in one run.
 
-``python -m benchmarks.render [--pages 300] [--tabs 8,16,32] [--per-browser 8]
-[--old REV --browsers 1,2,4] [--plain-pages 3000]``
+``python -m benchmarks.render [--pages 300] [--tabs 8,16,32] [--per-browser 16]
+[--old REV --browsers 1,2,4] [--bare T] [--plain-pages 3000]``
 
 One process, gevent-patched like a worker.  The site is ``benchmarks.site``
 (static 8-12 KB pages) served by ``benchmarks.pyserver`` in its own process.
@@ -11,6 +11,10 @@ Rows, all on the same pages and the same server:
 - ``render`` (this checkout): a RenderFetcher with ``render_pages=T`` (tabs in
   flight), ``render_tabs`` per browser, 2*T greenlets, the default wait (load
   event, then 0.5 s without a request in flight);
+- ``chromium-bare`` (with ``--bare T``): no microspider fetcher, T tabs of one
+  browser started as ours are, each in a loop of navigate, load event, 0.5 s,
+  read the DOM: what Chromium itself costs for these pages with a 0.5 s wait
+  (the ceiling of any driver on this machine);
 - ``render-old`` (with ``--old REV``): the same rows run by revision REV of
   microspider, exported with ``git archive`` into a temporary folder and run
   in a child process (``render_pages=B`` browsers, its own wait); old and new
@@ -122,6 +126,40 @@ def render_row(urls, pages, per_browser=None):
             "pss_mb_per_tab": round(pss / 1024 / tabs, 1)}
 
 
+def bare_row(urls, tabs):
+    """The bare DevTools loop: Chromium's own cost per page, with the default wait's 0.5 s."""
+    from microspider.render.browser import Browser, find_browser, find_driver
+    from microspider.render.wait import QUIET
+
+    pending = list(reversed(urls))
+
+    def loop(tab):
+        while pending:
+            url = pending.pop()
+            deadline = time.monotonic() + 30
+            tab.prepare(url, {}, None, None)
+            tab.navigate(url, deadline)
+            tab.wait_loaded(deadline)
+            time.sleep(QUIET)
+            html = tab.html()
+            tab.finish()
+            assert lxml.html.fromstring(html).xpath("//a"), "a page without links"
+
+    path = find_browser()
+    started = time.monotonic()
+    browser = Browser(path, find_driver(path))
+    try:
+        gevent.pool.Pool(tabs).map(loop, [browser.open_tab() for _ in range(tabs)])
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(browser.pids())
+    finally:
+        browser.kill()
+    return {"fetcher": "chromium-bare", "pages_at_once": tabs, "browsers": 1, "tabs": tabs,
+            "pages": len(urls), "seconds": round(elapsed, 2),
+            "pages_per_s": round(len(urls) / elapsed, 1),
+            "browser_cpu_ms_per_page": round(cpu * 1000 / len(urls), 1)}
+
+
 def plain_row(urls):
     settings = resolve({"pool": 64}, Bench)
     fetcher = make_fetcher(Bench(), settings)
@@ -165,9 +203,11 @@ def main(argv=None):
     parser.add_argument("--pages", type=int, default=300, help="pages per render row")
     parser.add_argument("--plain-pages", type=int, default=3000, help="pages of the plain row")
     parser.add_argument("--tabs", default="8,16,32", help="pages at once (tabs) to try")
-    parser.add_argument("--per-browser", type=int, default=8, help="tabs per browser")
+    parser.add_argument("--per-browser", type=int, default=16, help="tabs per browser")
     parser.add_argument("--old", metavar="REV", help="also run the render rows of revision REV")
     parser.add_argument("--browsers", default="1,2,4", help="browsers to try with --old")
+    parser.add_argument("--bare", type=int, metavar="T",
+                        help="also run the bare DevTools loop with T tabs (Chromium's own cost)")
     parser.add_argument("--child-old", metavar="BASE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_old:
@@ -190,6 +230,8 @@ def main(argv=None):
             if i < len(tabs):
                 rows.append(render_row(page_urls(base, total)[:args.pages], tabs[i],
                                        args.per_browser))
+        if args.bare:
+            rows.append(bare_row(page_urls(base, total)[:args.pages], args.bare))
     finally:
         server.terminate()
         server.wait()

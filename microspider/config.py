@@ -184,8 +184,8 @@ OPTIONS = [
     Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
     Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
            "or google-chrome on PATH]"),
-    Option("render_pages", _pos_int, 8, "pages rendered at once per process (browser tabs)"),
-    Option("render_tabs", _pos_int, 8, "tabs per browser (each with its own cookie jar)"),
+    Option("render_pages", _pos_int, 16, "pages rendered at once per process (browser tabs)"),
+    Option("render_tabs", _pos_int, 16, "tabs per browser (each with its own cookie jar)"),
     Option("sessions", _nonneg_int, 0, "sessions (identity + proxy + cookie jar) shared by every "
            "process of the spider through Redis; 0: off"),
     Option("session_max_uses", _pos_int, 50, "requests a session serves before it is retired"),

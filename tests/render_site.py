@@ -7,6 +7,8 @@
 ``/late/MS/N[/EXTRA]`` does the same with data that answers after MS ms, and
 EXTRA adds a fetch that never ends (``never``), an EventSource stream that
 stays open (``stream``) or an image (``image``, ``/picture.png``).
+``/frame/N`` writes its item in a ``requestAnimationFrame`` callback (which a
+hidden page never runs) and ``p#seen`` says whether the page was visible.
 """
 import json
 import time
@@ -33,6 +35,14 @@ LATE = """<html><head><title>late</title></head><body><div id="item">loading</di
 fetch('/api/late/%(ms)d/%(n)d').then(function (r) { return r.json(); }).then(function (d) {
   document.getElementById('item').innerHTML =
     '<h1 class="name">' + d.name + '</h1><span class="price">' + d.price + '</span>';
+});
+</script></body></html>"""
+FRAME = """<html><head><title>frame</title></head><body><div id="item">loading</div><p id="seen"></p>
+<script>
+document.getElementById('seen').textContent = document.visibilityState;
+requestAnimationFrame(function () {
+  document.getElementById('item').innerHTML =
+    '<h1 class="name">Item %(n)d</h1><span class="price">%(price)d</span>';
 });
 </script></body></html>"""
 NEVER = "<script>fetch('/api/never').then(function (r) { return r.text(); });</script>"
@@ -64,6 +74,9 @@ def shop_site(items=12, api_delay=0.0):
         if path.startswith("/late/"):   # /late/MS/N[/EXTRA]: data fetched answers after MS ms
             ms, n, extra = (path.split("/")[2:] + ["plain"])[:3]
             return 200, {}, LATE % {"ms": int(ms), "n": int(n), "extra": EXTRAS[extra]}
+        if path.startswith("/frame/"):
+            n = int(path.rsplit("/", 1)[1])
+            return 200, {}, FRAME % {"n": n, "price": price(n)}
         if path.startswith("/api/late/"):
             ms, n = (int(part) for part in path.split("/")[3:5])
             time.sleep(ms / 1000.0)

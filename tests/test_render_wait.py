@@ -134,6 +134,36 @@ def test_cookies_do_not_leak_between_seeds_in_one_tab(site):
     assert json.loads(echo.soup.pre.text)["Cookie"] == "mine=1"
 
 
+class Visible(Plain):
+    render_visible = True
+
+
+def test_pages_are_hidden_unless_the_spider_asks_to_see_them(site, plain):
+    # hidden (a minimized window): scripts, timers and requests run, animation frames do not
+    hidden = plain.fetch(Seed(site.url + "/frame/4"))
+    assert hidden.soup.select_one("#seen").text == "hidden"
+    assert hidden.soup.select_one("#item").text == "loading"
+    assert item(plain.fetch(Seed(site.url + "/late/200/4"))) == ("Item 4", price(4))
+    f = fetcher(Visible)
+    try:
+        shown = f.fetch(Seed(site.url + "/frame/4"))
+    finally:
+        f.close()
+    assert shown.soup.select_one("#seen").text == "visible"
+    assert item(shown) == ("Item 4", price(4))
+
+
+def test_a_screenshot_of_a_hidden_page_shows_it(site, plain):
+    tab = plain.pool.acquire()
+    try:
+        plain._render(tab, Seed(site.url + "/item/3"))
+        shot = tab.screenshot()
+        assert tab.evaluate("document.visibilityState") == "hidden"   # minimized again
+    finally:
+        plain.pool.release(tab)
+    assert shot.startswith(b"\x89PNG\r\n\x1a\n")
+
+
 def test_images_are_not_loaded_unless_the_spider_asks(site, plain):
     before = site.count("/picture.png")
     assert item(plain.fetch(Seed(site.url + "/late/0/1/image"))) == ("Item 1", price(1))

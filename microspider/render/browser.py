@@ -30,9 +30,17 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
          "--window-size=1280,1024",
+         # pages run in minimized windows (render.tabs): their timers and scripts run at full speed
+         "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+         "--disable-backgrounding-occluded-windows",
+         # no spare renderer: Chromium keeps one started for the browser context of the last
+         # navigation, and with a context per tab the next page (another context) threw it away,
+         # a process start per page; the limit is soft, contexts and sites still get their own
+         "--renderer-process-limit=1",
          # a crawler never goes back: no back/forward cache, no new document host or browsing
          # instance per navigation (measured: about a quarter less browser CPU per page)
-         "--disable-features=BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance")
+         "--disable-features=BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance,"
+         "IntensiveWakeUpThrottling")
 PR_SET_PDEATHSIG = 1
 # started by chromedriver in place of the browser: die with chromedriver, then become the browser
 LAUNCHER = """#!%(python)s -S

@@ -51,7 +51,8 @@ class RenderFetcher(Fetcher):
                                        timeout=settings.timeout)
         self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
                                 settings.render_tabs, verify=bool(spider.verify),
-                                media=bool(getattr(spider, "render_media", False)))
+                                media=bool(getattr(spider, "render_media", False)),
+                                visible=bool(getattr(spider, "render_visible", False)))
         self.turns = threading.BoundedSemaphore(settings.render_pages)
         self.page_timeout = settings.timeout
         self.wait = getattr(spider, "render_wait", None)
