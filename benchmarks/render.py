@@ -1,7 +1,7 @@
 """Rendered pages per second and browser memory per tab, before and after, in one run.
 
 ``python -m benchmarks.render [--pages 300] [--tabs 8,16,32] [--per-browser 16]
-[--old REV --browsers 1,2,4] [--bare T] [--plain-pages 3000]``
+[--old REV --browsers 1,2,4] [--at-load T] [--bare T] [--plain-pages 3000]``
 
 One process, gevent-patched like a worker.  The site is ``benchmarks.site``
 (static 8-12 KB pages) served by ``benchmarks.pyserver`` in its own process.
@@ -11,6 +11,8 @@ Rows, all on the same pages and the same server:
 - ``render`` (this checkout): a RenderFetcher with ``render_pages=T`` (tabs in
   flight), ``render_tabs`` per browser, 2*T greenlets, the default wait (load
   event, then 0.5 s without a request in flight);
+- ``render-at-load`` (with ``--at-load T``): this checkout with T tabs, each page
+  read right after its load event (``render_wait = "html"``), the rule 0.2 read by;
 - ``chromium-bare`` (with ``--bare T``): no microspider fetcher, T tabs of one
   browser started as ours are, each in a loop of navigate, load event, 0.5 s,
   read the DOM: what Chromium itself costs for these pages with a 0.5 s wait
@@ -96,7 +98,11 @@ def cpu_seconds(pids):
     return total / ticks
 
 
-def render_row(urls, pages, per_browser=None):
+class AtLoad(Bench):
+    render_wait = "html"   # a selector there at load: read right after the load event, as 0.2 did
+
+
+def render_row(urls, pages, per_browser=None, spider=Bench):
     """One render row; ``per_browser`` None: the old revision (one browser per page)."""
     try:   # the old revision (0.2) kept it in the render package; looked up first, because an
         # editable install would serve this checkout's transport package to the old child
@@ -108,7 +114,7 @@ def render_row(urls, pages, per_browser=None):
                "render_recycle": len(urls) + 1}
     if per_browser:
         options["render_tabs"] = per_browser
-    fetcher = RenderFetcher(Bench(), resolve(options, Bench))
+    fetcher = RenderFetcher(spider(), resolve(options, spider))
     try:
         rate, elapsed = crawl(fetcher, urls, 2 * pages)
         browsers = fetcher.pool.browsers()
@@ -118,7 +124,8 @@ def render_row(urls, pages, per_browser=None):
         tabs = sum(len(getattr(b, "tabs", [None])) for b in browsers)
     finally:
         fetcher.close()
-    return {"fetcher": "render" if per_browser else "render-old", "pages_at_once": pages,
+    name = "render" if per_browser else "render-old"
+    return {"fetcher": name + ("-at-load" if spider is AtLoad else ""), "pages_at_once": pages,
             "browsers": len(browsers), "tabs": tabs, "pages": len(urls),
             "seconds": round(elapsed, 2), "pages_per_s": round(rate, 1),
             "browser_processes": len(pids),
@@ -206,6 +213,9 @@ def main(argv=None):
     parser.add_argument("--per-browser", type=int, default=16, help="tabs per browser")
     parser.add_argument("--old", metavar="REV", help="also run the render rows of revision REV")
     parser.add_argument("--browsers", default="1,2,4", help="browsers to try with --old")
+    parser.add_argument("--at-load", type=int, metavar="T",
+                        help="also a row of T tabs that reads each page at its load event, as 0.2 "
+                             "did (render_wait = 'html')")
     parser.add_argument("--bare", type=int, metavar="T",
                         help="also run the bare DevTools loop with T tabs (Chromium's own cost)")
     parser.add_argument("--child-old", metavar="BASE", help=argparse.SUPPRESS)
@@ -230,6 +240,9 @@ def main(argv=None):
             if i < len(tabs):
                 rows.append(render_row(page_urls(base, total)[:args.pages], tabs[i],
                                        args.per_browser))
+        if args.at_load:
+            rows.append(render_row(page_urls(base, total)[:args.pages], args.at_load,
+                                   args.per_browser, AtLoad))
         if args.bare:
             rows.append(bare_row(page_urls(base, total)[:args.pages], args.bare))
     finally:
