@@ -13,6 +13,7 @@ from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
 from microspider.transport.browser import RenderFetcher
+from microspider.render.cdp import CommandFailed
 from microspider.render.wait import LONG, QUIET, Settle
 from microspider.store import open_store
 from tests.crawl import microspider, write_spider
@@ -151,6 +152,26 @@ def test_pages_are_hidden_unless_the_spider_asks_to_see_them(site, plain):
         f.close()
     assert shown.soup.select_one("#seen").text == "visible"
     assert item(shown) == ("Item 4", price(4))
+
+
+def test_a_browser_that_cannot_minimize_shows_its_pages(site, plain, monkeypatch):
+    browser = plain.pool.browsers()[0]
+    real = browser.cdp.send
+
+    def send(method, params=None, session=None, timeout=None):
+        if method == "Browser.getWindowForTarget":
+            raise CommandFailed("Browser.getWindowForTarget: 'Browser.getWindowForTarget' wasn't found")
+        return real(method, params, session, timeout)
+
+    monkeypatch.setattr(browser.cdp, "send", send)
+    tab = browser.open_tab()
+    monkeypatch.undo()
+    try:
+        page = plain._render(tab, Seed(site.url + "/frame/5"))
+    finally:
+        browser.close_tab(tab)
+    assert tab.visible and page.soup.select_one("#seen").text == "visible"
+    assert item(page) == ("Item 5", price(5))
 
 
 def test_a_screenshot_of_a_hidden_page_shows_it(site, plain):

@@ -25,7 +25,7 @@ import threading
 import time
 
 from ..errors import FetchError
-from .cdp import BrowserGone
+from .cdp import BrowserGone, CommandFailed
 from .page import Events, xhr_bodies
 from .wait import Settle
 
@@ -45,11 +45,9 @@ class Tab:
                                      {"disposeOnDetach": True})["browserContextId"]
         self.target = self.cdp.send("Target.createTarget", dict(
             SIZE, url="about:blank", browserContextId=self.context))["targetId"]
-        self.window = self.cdp.send("Browser.getWindowForTarget",
-                                    {"targetId": self.target})["windowId"]
-        self.visible = visible
+        self.window, self.visible = None, True
         if not visible:
-            self._show(False)
+            self._hide()
         self.session = self.cdp.send("Target.attachToTarget",
                                      {"targetId": self.target, "flatten": True})["sessionId"]
         self.changed = threading.Condition()
@@ -170,6 +168,16 @@ class Tab:
 
     def _capture(self):
         return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
+
+    def _hide(self):
+        """Minimize the tab's window; a browser without window control keeps showing the page."""
+        try:
+            self.window = self.cdp.send("Browser.getWindowForTarget",
+                                        {"targetId": self.target})["windowId"]
+            self._show(False)
+        except CommandFailed:
+            return
+        self.visible = False
 
     def _show(self, shown):
         self.cdp.send("Browser.setWindowBounds", {
