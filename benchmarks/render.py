@@ -136,20 +136,14 @@ def render_row(urls, pages, per_browser=None, spider=Bench):
 def bare_row(urls, tabs):
     """The bare DevTools loop: Chromium's own cost per page, with the default wait's 0.5 s."""
     from microspider.render.browser import Browser, find_browser, find_driver
+    from microspider.render.tabs import render_page
     from microspider.render.wait import QUIET
 
     pending = list(reversed(urls))
 
     def loop(tab):
-        while pending:
-            url = pending.pop()
-            deadline = time.monotonic() + 30
-            tab.prepare(url, {}, None, None)
-            tab.navigate(url, deadline)
-            tab.wait_loaded(deadline)
-            time.sleep(QUIET)
-            html = tab.html()
-            tab.finish()
+        while pending:   # render_wait = QUIET seconds: load event, then a plain 0.5 s sleep
+            html = render_page(tab, pending.pop(), {}, None, QUIET, 30).html
             assert lxml.html.fromstring(html).xpath("//a"), "a page without links"
 
     path = find_browser()

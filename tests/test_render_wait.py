@@ -12,9 +12,9 @@ import pytest
 from microspider import Seed, Spider
 from microspider.config import resolve
 from microspider.errors import FetchError
-from microspider.transport.browser import RenderFetcher
 from microspider.render.cdp import CommandFailed
 from microspider.render.wait import LONG, QUIET, Settle
+from microspider.transport.browser import RenderFetcher
 from microspider.store import open_store
 from tests.crawl import microspider, write_spider
 from tests.render_site import price, shop_site

@@ -19,12 +19,12 @@ from ..errors import FetchError
 class BrowserPool:
     """Lends tabs: ``acquire(proxy)`` -> Tab (``tab.browser`` is its Browser), ``release(tab)``."""
 
-    def __init__(self, launch, pages=8, recycle=200, tabs=8, **tab_options):
+    def __init__(self, launch, pages, recycle, tabs, **tab_options):
         self.launch = launch          # proxy URL or None -> a new Browser
         self.pages = pages
         self.recycle = recycle
         self.tabs = tabs
-        self.tab_options = tab_options   # for Tab: media, verify
+        self.tab_options = tab_options   # for Tab: media, verify, visible
         self.slots = threading.BoundedSemaphore(pages)
         self.lock = threading.RLock()   # opening a tab yields; two callers must not race for room
         self.live = []                # browsers, oldest first

@@ -45,9 +45,7 @@ class Tab:
                                      {"disposeOnDetach": True})["browserContextId"]
         self.target = self.cdp.send("Target.createTarget", dict(
             SIZE, url="about:blank", browserContextId=self.context))["targetId"]
-        self.window, self.visible = None, True
-        if not visible:
-            self._hide()
+        self.window = None if visible else self._minimize()   # None: the page is shown
         self.session = self.cdp.send("Target.attachToTarget",
                                      {"targetId": self.target, "flatten": True})["sessionId"]
         self.changed = threading.Condition()
@@ -160,28 +158,31 @@ class Tab:
     def screenshot(self):
         if self.visible:
             return self._capture()
-        self._show(True)   # a minimized window paints nothing
+        self._set_window(self.window, "normal")   # a minimized window paints nothing
         try:
             return self._capture()
         finally:
-            self._show(False)
+            self._set_window(self.window, "minimized")
 
     def _capture(self):
         return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
 
-    def _hide(self):
-        """Minimize the tab's window; a browser without window control keeps showing the page."""
-        try:
-            self.window = self.cdp.send("Browser.getWindowForTarget",
-                                        {"targetId": self.target})["windowId"]
-            self._show(False)
-        except CommandFailed:
-            return
-        self.visible = False
+    @property
+    def visible(self):
+        return self.window is None
 
-    def _show(self, shown):
-        self.cdp.send("Browser.setWindowBounds", {
-            "windowId": self.window, "bounds": {"windowState": "normal" if shown else "minimized"}})
+    def _minimize(self):
+        """The tab's window, minimized; None if the browser has no window control (page shown)."""
+        try:
+            window = self.cdp.send("Browser.getWindowForTarget", {"targetId": self.target})["windowId"]
+            self._set_window(window, "minimized")
+        except CommandFailed:
+            return None
+        return window
+
+    def _set_window(self, window, state):
+        self.cdp.send("Browser.setWindowBounds", {"windowId": window,
+                                                  "bounds": {"windowState": state}})
 
     def finish(self):
         """The recorded events of the page just read; the tab stops recording."""
