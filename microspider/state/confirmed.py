@@ -41,7 +41,7 @@ class NotReplicated(redis.TimeoutError):
 
 
 class ConfirmedWrites:
-    """Queue ``rpush``/``sadd``/``srem`` like on a pipeline; ``execute()`` sends them."""
+    """Queue ``rpush``/``sadd``/``srem``/``eval`` like on a pipeline; ``execute()`` sends them."""
 
     def __init__(self, redis_roles):
         self.redis = redis_roles
@@ -56,6 +56,10 @@ class ConfirmedWrites:
     def srem(self, key, *members):
         self._add("srem", key, members)
 
+    def eval(self, script, numkeys, *keys_and_args):
+        """A Lua script, routed by its first key (all its keys share one slot)."""
+        self._add("eval", keys_and_args[0], (script, numkeys) + keys_and_args)
+
     def _add(self, command, key, args):
         name, client = self.redis.master_of(key)
         self.groups.setdefault(name, (client, []))[1].append((command, key, args))
@@ -64,11 +68,15 @@ class ConfirmedWrites:
         return bool(self.groups)
 
     def execute(self):
-        """Send each master's group in one round trip; raise if a group failed or was not confirmed."""
+        """Send each master's group in one round trip; raise if a group failed or was not confirmed.
+
+        Returns the commands' results, group by group (masters by name)."""
+        results = []
         for name in sorted(self.groups):
             client, commands = self.groups[name]
-            self._send(name, client, commands)
+            results += self._send(name, client, commands)
         self.groups = {}
+        return results
 
     def _send(self, name, client, commands):
         roles = self.redis
@@ -76,7 +84,10 @@ class ConfirmedWrites:
             wait = roles.wait_replica and roles.has_replica(name, client)
             pipe = client.pipeline(transaction=False)
             for command, key, args in commands:
-                getattr(pipe, command)(key, *args)
+                if command == "eval":
+                    pipe.eval(*args)
+                else:
+                    getattr(pipe, command)(key, *args)
             if wait:
                 pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS)
             results = pipe.execute(raise_on_error=False)
@@ -93,6 +104,7 @@ class ConfirmedWrites:
             roles.forget_replicas(name)
             raise NotReplicated("no replica of %s confirmed the writes within %d ms"
                                 % (name, WAIT_TIMEOUT_MS))
+        return results[:len(commands)]
 
     def _refresh(self):
         try:
