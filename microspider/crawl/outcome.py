@@ -196,7 +196,7 @@ class Outcome:
         Under --no-cache the frontier forgets it instead, so it is queued again when met."""
         (self.unseen if self.settings.no_cache else self.cache_adds).append(seed.cache_key)
         for target, new in sends:
-            self.sends.setdefault(target, []).append((new.cache_key, new.to_json()))
+            self.sends.setdefault(target, []).append((new.cache_key, new.encoded()))
             if target != self.name and target not in self.linked:
                 self.links.append(target)
                 self.linked.add(target)

@@ -92,8 +92,15 @@ class Response(requests.Response):
                 found = self.xpath("//base/@href").get()
                 if found:
                     base = urljoin(base, found.strip())
-            self.__dict__["_base"] = base
-        return urljoin(base, url)
+            parts = urlsplit(base)
+            base = self.__dict__["_base"] = (base, "%s://%s" % (parts.scheme, parts.netloc))
+        # the two common forms without urllib's full resolution (a link per call, hundreds a page)
+        if "/." not in url and "\\" not in url:
+            if url.startswith(("http://", "https://")):
+                return url
+            if url.startswith("/") and not url.startswith("//"):
+                return base[1] + url
+        return urljoin(base[0], url)
 
     @property
     def soup(self):
