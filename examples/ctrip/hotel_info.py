@@ -23,27 +23,26 @@ class HotelInfoSpider(Spider):
     def parse(self, response, seed):
         if "访问过于频繁" in response.text:
             raise PageRejected("captcha page")
-        soup = response.soup
-        title = soup.select_one("h1.hotel-title")
-        basic = soup.select_one("div.hotel-info p.basic-info")
+        title = response.css("h1.hotel-title::text").get()
+        basic = response.css("div.hotel-info p.basic-info")
         hotel_id = HOTEL_URL.search(response.url)
-        if title is None or basic is None or hotel_id is None:
+        if title is None or not basic or hotel_id is None:
             raise PageRejected("no hotel information on %s" % response.url)
-        text = basic.get_text()
+        text = "".join(basic.css("::text").getall())
         opened = OPENED.search(text)
         if opened is None:
             raise PageRejected("no opening year in %r" % text)
         renovated = RENOVATED.search(text)
         yield {
             "_id": hotel_id.group(1),
-            "name": title.get_text(strip=True),
-            "city": seed.meta.get("city") or _city_from_crumb(soup),
+            "name": title.strip(),
+            "city": seed.meta.get("city") or _city_from_crumb(response),
             "opened": int(opened.group(1)),
             "renovated": int(renovated.group(1)) if renovated else None,
         }
 
 
-def _city_from_crumb(soup):
+def _city_from_crumb(response):
     """The city of a hotel page reached without meta (e.g. a pushed URL): ``北京酒店`` -> ``北京``."""
-    crumb = soup.select_one("a.crumb-city")
-    return crumb.get_text(strip=True)[: -len("酒店")] if crumb else None
+    crumb = response.css("a.crumb-city::text").get()
+    return crumb.strip()[: -len("酒店")] if crumb else None
