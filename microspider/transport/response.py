@@ -12,6 +12,7 @@ UTF-8, else what charset detection finds, else windows-1252.  Labels map as in
 browsers (gb2312 and gbk read as gb18030, latin-1 as windows-1252), never
 ISO-8859-1 by default.
 """
+import codecs
 import datetime
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urljoin, urlsplit
@@ -53,10 +54,7 @@ class Response(requests.Response):
         """The body decoded with ``.encoding`` (undecodable bytes replaced), kept after first use."""
         text = self.__dict__.get("_text")
         if text is None:
-            content = self._content or b""
-            marked, bom = read_bom(content)
-            if bom and resolve_encoding(marked) == resolve_encoding(self.encoding):
-                content = content[len(bom):]
+            content = self._body()
             try:
                 text = str(content, self.encoding, errors="replace")
             except LookupError:   # an encoding Python does not know: what a browser would fall back to
@@ -64,15 +62,33 @@ class Response(requests.Response):
             self.__dict__["_text"] = text
         return text
 
+    def _body(self):
+        """The body without the byte-order mark of its encoding."""
+        content = self._content or b""
+        marked, bom = read_bom(content)
+        if bom and resolve_encoding(marked) == resolve_encoding(self.encoding):
+            content = content[len(bom):]
+        return content
+
     @property
     def selector(self):
-        """A parsel Selector over ``.text``, built once (``.css`` and ``.xpath`` use it)."""
+        """A parsel Selector of the body decoded with ``.encoding``, built once (``.css`` and
+        ``.xpath`` use it); lxml reads the bytes itself, without a str copy of the page."""
         found = self.__dict__.get("_selector")
         if found is None:
             from parsel import Selector
 
             kind = "xml" if _is_xml(self.headers.get("Content-Type", "")) else "html"
-            found = self.__dict__["_selector"] = Selector(text=self.text, type=kind)
+            body = self._body()
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                body = None
+            if body:
+                found = Selector(body=body, encoding=self.encoding, type=kind)
+            else:
+                found = Selector(text=self.text, type=kind)
+            self.__dict__["_selector"] = found
         return found
 
     def css(self, query):
@@ -84,23 +100,15 @@ class Response(requests.Response):
         return self.selector.xpath(query, **variables)
 
     def urljoin(self, url):
-        """`url` made absolute against the page's ``<base href>`` if it has one, else its URL."""
+        """`url` made absolute against the page's ``<base href>`` if it has one, else its URL.
+
+        As ``urllib.parse.urljoin`` (RFC 3986), with the common forms of a link (absolute,
+        rooted, relative to the page's folder) resolved without its full parse: a page
+        may have thousands of links."""
         base = self.__dict__.get("_base")
         if base is None:
-            base = self.url or ""
-            if b"<base" in (self._content or b"")[:8192].lower():
-                found = self.xpath("//base/@href").get()
-                if found:
-                    base = urljoin(base, found.strip())
-            parts = urlsplit(base)
-            base = self.__dict__["_base"] = (base, "%s://%s" % (parts.scheme, parts.netloc))
-        # the two common forms without urllib's full resolution (a link per call, hundreds a page)
-        if "/." not in url and "\\" not in url:
-            if url.startswith(("http://", "https://")):
-                return url
-            if url.startswith("/") and not url.startswith("//"):
-                return base[1] + url
-        return urljoin(base[0], url)
+            base = self.__dict__["_base"] = _Base(self.url or "", self._content or b"", self.xpath)
+        return base.join(url)
 
     @property
     def soup(self):
@@ -175,6 +183,60 @@ def from_failure(doc):
     the stored ``encoding``: before 0.4 that could be requests' ISO-8859-1 default)."""
     return make_response(doc.get("status"), doc.get("url"), doc.get("headers") or {},
                          doc.get("body") or b"")
+
+
+class _Base:
+    """A page's base URL, split once, and the fast paths of ``Response.urljoin``."""
+
+    def __init__(self, url, content, xpath):
+        if b"<base" in content[:8192].lower():
+            found = xpath("//base/@href").get()
+            if found:
+                url = urljoin(url, found.strip())
+        self.url = url
+        parts = urlsplit(url)
+        self.plain = parts.scheme in ("http", "https") and bool(parts.netloc)
+        self.origin = "%s://%s" % (parts.scheme, parts.netloc)
+        self.folder = parts.path[:parts.path.rfind("/") + 1] or "/"
+
+    def join(self, url):
+        if not self.plain or "\\" in url or not url or url[0] in "?#":
+            return urljoin(self.url, url)
+        if url.startswith(("http://", "https://")):
+            return url if "/." not in url else urljoin(self.url, url)
+        if url[0] == "/":
+            if url.startswith("//"):
+                return urljoin(self.url, url)
+            path = url
+        else:
+            colon = url.find(":")
+            if colon != -1 and "/" not in url[:colon] and "?" not in url[:colon] and "#" not in url[:colon]:
+                return urljoin(self.url, url)   # a scheme of its own (mailto:, javascript:, ftp:)
+            path = self.folder + url
+        if "." in path:
+            cut = min([i for i in (path.find("?"), path.find("#")) if i != -1] or [len(path)])
+            if "/." in path[:cut] or path.startswith("."):
+                path = _remove_dots(path[:cut]) + path[cut:]
+        return self.origin + path
+
+
+def _remove_dots(path):
+    """RFC 3986 5.2.4 on an absolute path (what urljoin does to ./ and ../ segments)."""
+    out = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments[1:], 1):
+        last = i == len(segments) - 1
+        if segment == "..":
+            if len(out) > 0:
+                out.pop()
+            if last:
+                out.append("")
+        elif segment == ".":
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/" + "/".join(out)
 
 
 def decide_encoding(headers, content):
