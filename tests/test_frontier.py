@@ -11,6 +11,7 @@ from microspider.ops.clear import clear
 from microspider.state import SpiderState, keys
 from microspider.state.connection import Redis
 from tests.crawl import children, finish, start, stat, write_spider
+from tests.cluster import cluster_url, redis_cluster  # noqa: F401 (fixtures)
 from tests.servers import Site, wait_until
 
 T0 = 1_800_000_000.0
@@ -182,3 +183,27 @@ def test_a_complete_graph_is_fetched_once_per_page_even_through_kill_9(tmp_path,
     assert len(twice) <= 32 + 32    # only what the killed worker held (its pool and its batch)
     assert figures["items"] == PAGES and figures["cached"] == PAGES and figures["work"] == 0
     assert figures["duplicates"] >= PAGES * (PAGES - 1)     # every committed parse yielded 1,000 links
+
+
+def test_admissions_on_a_cluster_land_on_each_spider_slot(cluster_url):
+    from tests.test_cluster import masters_of
+
+    names = ["f_list"] + ["f_info%d" % i for i in range(40)]
+    homes = masters_of(cluster_url, names)
+    other = next(n for n in names[1:] if homes[n] != homes["f_list"])   # a spider on another master
+    redis = Redis(cluster_url)
+    lists, info = SpiderState(redis, "f_list"), SpiderState(redis, other)
+    hotels = [Seed("http://a.com/hotel/%d" % n) for n in range(3)]
+    assert lists.admit([Seed("http://a.com/list"), Seed("http://a.com/list")]) == (1, 1)
+    raw = lists.take("w1", 1)[0]
+    out = Outcome("f_list")
+    out.finish(raw)
+    out.succeeded(Seed("http://a.com/list"), [(other, s) for s in hotels + hotels[:1]]
+                  + [("f_list", Seed("http://a.com/list"))])
+    lists.commit(out, "w1")
+    assert info.admit(hotels) == (0, 3)
+    assert [Seed.from_json(x).url for x in redis.work.lrange(keys.work(other), 0, -1)] == \
+        [s.url for s in hotels]
+    assert int(redis.work.hget(keys.stats(other), "duplicates")) == 1 + 3
+    assert int(redis.work.hget(keys.stats("f_list"), "duplicates")) == 2
+    assert lists.cache.size() == 1 and info.cache.known() == 3
