@@ -255,7 +255,7 @@ elseif op == 'contains' then
 elseif op == 'remove' then
   -- fingerprints in ARGV[3..]; returns how many were cached
   -- fingerprints in ARGV[3..]; returns how many were cached (done)
-  local removed, dropped = 0, 0
+  local removed, dropped, changed = 0, 0, false
   for i = 3, #ARGV do
     local k = ARGV[i]
     local d, p = leaf(lead(k))
@@ -264,12 +264,13 @@ elseif op == 'remove' then
     if old then
       redis.call('HDEL', b, f)
       forgot(old)
+      changed = true
       if old ~= SEEN then removed = removed + 1 end
       if redis.call('HLEN', b) == 1 then redis.call('DEL', b) end   -- only its epoch left
     end
     if has_legacy then dropped = dropped + redis.call('SREM', legacy, k) end
   end
-  redis.call('HSET', meta, 'n', count, 'seen', seen)
+  if changed then redis.call('HSET', meta, 'n', count, 'seen', seen) end
   return removed + dropped
 
 elseif op == 'due' then
@@ -349,7 +350,7 @@ elseif op == 'unsee' then
       if redis.call('HLEN', b) == 1 then redis.call('DEL', b) end
     end
   end
-  redis.call('HSET', meta, 'n', count, 'seen', seen)
+  if gone > 0 then redis.call('HSET', meta, 'n', count, 'seen', seen) end
   return gone
 end
 return redis.error_reply('unknown cache operation ' .. tostring(op))
