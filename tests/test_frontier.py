@@ -207,3 +207,38 @@ def test_admissions_on_a_cluster_land_on_each_spider_slot(cluster_url):
     assert int(redis.work.hget(keys.stats(other), "duplicates")) == 1 + 3
     assert int(redis.work.hget(keys.stats("f_list"), "duplicates")) == 2
     assert lists.cache.size() == 1 and info.cache.known() == 3
+
+
+def test_migrated_queues_are_known_to_the_frontier(tmp_path, redis_url, r):
+    from microspider.ops import migrate
+    from microspider.store import open_store
+
+    state = SpiderState(Redis(redis_url), "f")
+    store = open_store("sqlite:///%s" % (tmp_path / "store.sqlite3"), "microspiders", "f")
+    seeds = [Seed("http://a.com/%d" % n) for n in range(5)]
+    state.admit(seeds[:4])
+    done, failed = state.take("w1", 2)
+    out = Outcome("f")
+    out.finish(done)
+    out.succeeded(seeds[0], [])
+    out.finish(failed)
+    out.backlogged(seeds[1])
+    state.commit(out, "w1")
+    path = str(tmp_path / "f.migrate")
+    migrate.write(state.redis, store, "f", path)
+    r.flushdb()
+    assert state.admit(seeds[:1]) == (1, 0)                       # a fresh Redis knows nothing
+    r.flushdb()
+    migrate.check(path)
+    migrate.load(state.redis, store, path, "f")
+    assert state.admit(seeds) == (1, 4)          # done, backlogged, queued (2): known; the 5th is new
+    assert state.cache.size() == 1 and state.cache.known() == 5
+
+
+def test_duplicates_reach_stat_and_metrics():
+    from microspider.web.metrics import exposition
+
+    stat = {"work": 0, "backlog": 0, "in_flight": 0, "cached": 1, "items": 1, "failures": 0, "workers": 0,
+            "sessions": 0, "sessions_retired": 0, "duplicates": 41}
+    text = exposition(lambda: {"f": (stat, 1)}).decode()
+    assert 'microspider_duplicates_total{spider="f"} 41.0' in text

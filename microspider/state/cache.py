@@ -146,6 +146,13 @@ class Cache:
             args += [k, raw]
         return self._run("admit", args, pipe)
 
+    def see(self, cache_keys):
+        """Mark these fingerprints SEEN where the frontier knows nothing of them (seeds queued
+        by hand, as ``migrate`` does)."""
+        if cache_keys:
+            limit = self.entry_limit()
+            self._run("see", [limit, max(1, int(limit * FILL))] + list(cache_keys))
+
     def unsee(self, cache_keys):
         """Forget these fingerprints where they are SEEN (their seeds were cleared from the queues)."""
         return self._run("unsee", cache_keys) if cache_keys else 0

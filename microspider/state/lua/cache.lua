@@ -9,7 +9,7 @@
 --          of them are SEEN, and the spider's run settings the admission reads
 -- KEYS[2]  split marks hash {node id (hex): 1}: buckets split ahead of the pointer
 -- KEYS[3]  the 0.1 cache, a set of 12-byte fingerprints (read and drained while it exists)
--- ARGV[1]  the operation: add, adopt, contains, remove, due, admit, unsee
+-- ARGV[1]  the operation: add, adopt, contains, remove, due, admit, see, unsee
 -- ARGV[2]  the bucket key prefix (a bucket is prefix .. hex node id)
 -- The rest of ARGV depends on the operation (see each branch).
 --
@@ -334,6 +334,16 @@ elseif op == 'admit' then
   end
   if dups > 0 then redis.call('HINCRBY', stats, 'duplicates', dups) end
   return {#queue, dups}
+
+elseif op == 'see' then
+  -- Mark the fingerprints in ARGV[5..] SEEN where the frontier has no state for them (their
+  -- seeds were put in a queue by hand: migrate).  ARGV[3] limit, ARGV[4] target mean fill.
+  local limit, target = tonumber(ARGV[3]), tonumber(ARGV[4])
+  for i = 5, #ARGV do
+    if not state_of(ARGV[i]) then see(ARGV[i], limit) end
+  end
+  settle(target)
+  return seen
 
 elseif op == 'unsee' then
   -- Forget the fingerprints in ARGV[3..] that are SEEN (their seeds left every queue:
