@@ -41,7 +41,7 @@ class NotReplicated(redis.TimeoutError):
 
 
 class ConfirmedWrites:
-    """Queue ``rpush``/``sadd``/``srem`` like on a pipeline; ``execute()`` sends them."""
+    """Queue ``rpush``/``sadd``/``srem``/``eval`` like on a pipeline; ``execute()`` sends them."""
 
     def __init__(self, redis_roles):
         self.redis = redis_roles
@@ -55,6 +55,12 @@ class ConfirmedWrites:
 
     def srem(self, key, *members):
         self._add("srem", key, members)
+
+    def eval(self, script, numkeys, *keys_and_args):
+        """A script whose keys share one slot, sent to the master of its first key (a push
+        to a work queue: ``queue.push``).  EVAL, not EVALSHA: a pipeline cannot load a
+        script it finds missing, and WAIT covers a script's writes like any others."""
+        self._add("eval", keys_and_args[0], (script, numkeys) + keys_and_args)
 
     def _add(self, command, key, args):
         name, client = self.redis.master_of(key)
@@ -76,7 +82,10 @@ class ConfirmedWrites:
             wait = roles.wait_replica and roles.has_replica(name, client)
             pipe = client.pipeline(transaction=False)
             for command, key, args in commands:
-                getattr(pipe, command)(key, *args)
+                if command == "eval":
+                    pipe.eval(*args)          # its key is among its args
+                else:
+                    getattr(pipe, command)(key, *args)
             if wait:
                 pipe.execute_command("WAIT", 1, WAIT_TIMEOUT_MS)
             results = pipe.execute(raise_on_error=False)

@@ -22,6 +22,8 @@ from .cache import Cache
 from .chunking import by_index
 from .confirmed import ConfirmedWrites, transaction
 from .locks import Lock
+from . import queue
+from .queue import WorkQueue
 from .ratelimit import HostRateLimiter, RateLimiter
 from .sessions import SessionStore
 from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
@@ -49,6 +51,7 @@ class SpiderState:
         self.name = name
         self.client = redis.work
         self.work_key = keys.work(name)
+        self.queue = WorkQueue(self.client, name)
         self.cache = Cache(redis.cache, name)
         self.backlog = Backlog(redis, name)
         self._take = self.client.register_script(TAKE)
@@ -113,7 +116,7 @@ class SpiderState:
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.meta(self.name))
         pipe.exists(keys.seeding(self.name))
-        pipe.llen(self.work_key)
+        pipe.eval(queue.LENGTH, 1, self.work_key)
         pipe.smembers(keys.upstream(self.name))
         meta, seeding, work, upstream = pipe.execute()
         meta = {k.decode(): v.decode() for k, v in meta.items()}
@@ -139,11 +142,12 @@ class SpiderState:
         return self.client.zcount(keys.workers(self.name), now or time.time(), "+inf")
 
     def take(self, worker, n):
-        """Move up to n seeds from work into the worker's in-flight list; return them."""
+        """Move up to n seeds from work (highest priority first) into the worker's in-flight
+        list; return them."""
         return self._take(keys=[self.work_key, keys.inflight(self.name, worker)], args=[n])
 
     def requeue_inflight(self, worker):
-        """Put a worker's in-flight seeds back at the head of the work queue."""
+        """Put a worker's in-flight seeds back at the head of the work queue (of their levels)."""
         return self._requeue(keys=[keys.inflight(self.name, worker), self.work_key])
 
     def requeue_unheld(self, worker, held):
@@ -192,7 +196,8 @@ class SpiderState:
 
     # -- the work queue -------------------------------------------------------------------
     def push(self, seeds, target=None):
-        """Append seeds to a work queue (this spider's by default); returns how many.
+        """Append seeds to a work queue (this spider's by default), each to its priority's
+        level; returns how many.
 
         On a cluster the write is confirmed by a replica when the master has one."""
         raws = [s.to_json() for s in seeds]
@@ -206,10 +211,10 @@ class SpiderState:
         key = keys.work(target or self.name)
         if self.redis.cluster:
             writes = ConfirmedWrites(self.redis)
-            writes.rpush(key, *raws)
+            queue.push(writes, key, raws)
             writes.execute()
         else:
-            transaction(self.redis, self.client).rpush(key, *raws).execute()
+            queue.push(transaction(self.redis, self.client), key, raws).execute()
 
     def push_start(self, sends, force=False, now=None):
         """Push start seeds [(target, seed)] and record the links and the time.
@@ -232,7 +237,7 @@ class SpiderState:
         if self.redis.cluster:
             writes = ConfirmedWrites(self.redis)
             for target in others:
-                writes.rpush(keys.work(target), *raws[target])
+                queue.push(writes, keys.work(target), raws[target])
             self.link_to(others, writes)
             writes.execute()
             self.push_raw(raws.get(self.name, []))
@@ -240,7 +245,7 @@ class SpiderState:
             return
         pipe = transaction(self.redis, self.client)
         for target, batch in raws.items():
-            pipe.rpush(keys.work(target), *batch)
+            queue.push(pipe, keys.work(target), batch)
         self.link_to(others, pipe)
         pipe.hset(keys.meta(self.name), "start_pushed", stamp)
         pipe.execute()
@@ -256,13 +261,13 @@ class SpiderState:
 
     def is_fresh(self):
         """Work, backlog, cache and in-flight all empty: nothing of this crawl exists yet."""
-        return not (self.client.llen(self.work_key) or self.backlog.size() or self.cache.size()
+        return not (self.queue.length() or self.backlog.size() or self.cache.size()
                     or self.in_flight())
 
     def sizes(self, now):
         """(work, quarantined, live workers, live sessions, pages hash, counters) in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.llen(self.work_key)
+        pipe.eval(queue.LENGTH, 1, self.work_key)
         pipe.llen(keys.quarantine(self.name))
         pipe.zcount(keys.workers(self.name), now, "+inf")
         pipe.hlen(keys.sessions(self.name))
@@ -273,12 +278,15 @@ class SpiderState:
         return work, quarantined, workers, sessions, pages, _ints(stats)
 
     def queue_chunks(self, queue):
-        """Lists of raw seeds of 'work', 'quarantine' or 'backlog' (due order), CHUNK at a time."""
+        """Lists of raw seeds of 'work' (take order: highest priority first), 'quarantine' or
+        'backlog' (due order), CHUNK at a time."""
         if queue == "backlog":
             yield from self.backlog.chunks()
-            return
-        key = self.work_key if queue == "work" else keys.quarantine(self.name)
-        yield from by_index(lambda a, b: self.client.lrange(key, a, b), CHUNK)
+        elif queue == "work":
+            yield from self.queue.chunks()
+        else:
+            key = keys.quarantine(self.name)
+            yield from by_index(lambda a, b: self.client.lrange(key, a, b), CHUNK)
 
     def inflight_chunks(self):
         """Lists of raw seeds held in flight by any worker, live or dead (for migrate)."""
@@ -364,7 +372,7 @@ class SpiderState:
     def _send(self, outcome, writes):
         """Queue the batch's sends and new downstream links into `writes` (a pipeline or ConfirmedWrites)."""
         for target, raws in outcome.sends.items():
-            writes.rpush(keys.work(target), *raws)
+            queue.push(writes, keys.work(target), raws)
         self.link_to(outcome.links, writes)
 
     def _count(self, pipe, outcome, now):
@@ -395,7 +403,8 @@ class SpiderState:
 
     # -- clearing ---------------------------------------------------------------------------
     def clear_work(self):
-        return _unlink_counted(self.client, self.work_key, "llen")
+        """Delete the work queue, every level; returns how many seeds went."""
+        return self.queue.clear()
 
     def clear_quarantine(self):
         return _unlink_counted(self.client, keys.quarantine(self.name), "llen")
