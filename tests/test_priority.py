@@ -242,3 +242,48 @@ def test_migrate_round_trip_keeps_priorities_and_order(conn, redis_url, tmp_path
     assert [(s.url.rsplit("/", 1)[1], s.priority) for s in taken] == [
         ("high1", 5), ("high2", 5), ("high0", 5), ("mid0", 1), ("low0", 0), ("low1", 0), ("low2", 0),
         ("neg0", -2)]
+
+
+# -- push --priority --------------------------------------------------------------------
+@pytest.fixture
+def ms(redis_url, tmp_path, monkeypatch, capsys):
+    """ms(*args) -> (exit status, stdout, stderr) of `microspider push ...` on the test's Redis."""
+    from microspider.cli import main
+    monkeypatch.chdir(tmp_path)
+    flags = ["--redis", redis_url, "--mongo-uri", "sqlite:///%s" % (tmp_path / "store.sqlite3")]
+
+    def run(*args):
+        code = main(["push"] + flags + list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def test_push_priority_applies_to_urls_and_to_file_seeds_without_their_own(ms, r, tmp_path, conn):
+    r.sadd(keys.SPIDERS, "s")
+    assert ms("s", "http://a.com/low")[0] == 0
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"url": "http://a.com/file"}\n{"url": "http://a.com/own", "priority": 0}\n'
+                     '{"url": "http://a.com/own9", "priority": 9}\n')
+    code, _, err = ms("s", "--priority", "7", "--file", str(seeds), "http://a.com/arg")
+    assert code == 0 and "4 seeds pushed" in err
+    taken = [Seed.from_json(raw) for raw in SpiderState(conn, "s").take("w", 10)]
+    assert [(s.url.rsplit("/", 1)[1], s.priority) for s in taken] == [
+        ("own9", 9), ("arg", 7), ("file", 7), ("low", 0), ("own", 0)]
+
+
+@pytest.mark.parametrize("value", ["x", "1.5", str(2 ** 31)])
+def test_push_bad_priority_is_one_line_and_exit_2(ms, r, value):
+    r.sadd(keys.SPIDERS, "s")
+    code, out, err = ms("s", "--priority", value, "http://a.com/")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--priority" in err
+    assert not r.keys("microspider:{s}:work*")
+
+
+def test_push_file_with_a_bad_priority_names_the_line(ms, r, tmp_path):
+    r.sadd(keys.SPIDERS, "s")
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"url": "http://a.com/1"}\n{"url": "http://a.com/2", "priority": "high"}\n')
+    code, _, err = ms("s", "--file", str(seeds))
+    assert code == 2 and "line 2" in err and "priority" in err and err.count("\n") == 1
+    assert not r.keys("microspider:{s}:work*")
