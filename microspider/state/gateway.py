@@ -112,13 +112,13 @@ class SpiderState:
                                      quiet, int(quiet * 2)))
 
     def progress(self):
-        """(meta, seeding, work length, upstreams) in one round trip: what `finished` needs."""
-        pipe = self.client.pipeline(transaction=False)
+        """(meta, seeding, work length, upstreams) in one round trip (two on a cluster): what
+        `finished` needs."""
+        pipe = self._pipeline_with_length()
         pipe.hgetall(keys.meta(self.name))
         pipe.exists(keys.seeding(self.name))
-        pipe.eval(queue.LENGTH, 1, self.work_key)
         pipe.smembers(keys.upstream(self.name))
-        meta, seeding, work, upstream = pipe.execute()
+        work, (meta, seeding, upstream) = self._execute_with_length(pipe)
         meta = {k.decode(): v.decode() for k, v in meta.items()}
         return meta, bool(seeding), work, sorted(u.decode() for u in upstream)
 
@@ -265,17 +265,33 @@ class SpiderState:
                     or self.in_flight())
 
     def sizes(self, now):
-        """(work, quarantined, live workers, live sessions, pages hash, counters) in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.eval(queue.LENGTH, 1, self.work_key)
+        """(work, quarantined, live workers, live sessions, pages hash, counters) in one round
+        trip (two on a cluster)."""
+        pipe = self._pipeline_with_length()
         pipe.llen(keys.quarantine(self.name))
         pipe.zcount(keys.workers(self.name), now, "+inf")
         pipe.hlen(keys.sessions(self.name))
         pipe.hgetall(keys.pages(self.name))
         pipe.hgetall(keys.stats(self.name))
-        work, quarantined, workers, sessions, pages, stats = pipe.execute()
+        work, (quarantined, workers, sessions, pages, stats) = self._execute_with_length(pipe)
         pages = {int(k): int(v) for k, v in pages.items()}
         return work, quarantined, workers, sessions, pages, _ints(stats)
+
+    def _pipeline_with_length(self):
+        """A pipeline whose first command asks the work queue's length (every level).
+
+        A cluster pipeline takes no script: there ``_execute_with_length`` asks apart."""
+        pipe = self.client.pipeline(transaction=False)
+        if not self.redis.cluster:
+            pipe.eval(queue.LENGTH, 1, self.work_key)
+        return pipe
+
+    def _execute_with_length(self, pipe):
+        """(work queue length, the pipeline's other results)."""
+        if self.redis.cluster:
+            return self.queue.length(), pipe.execute()
+        work, *rest = pipe.execute()
+        return work, rest
 
     def queue_chunks(self, queue):
         """Lists of raw seeds of 'work' (take order: highest priority first), 'quarantine' or
