@@ -3,7 +3,8 @@
 Every read and write of a spider's keys goes through here (and the Cache,
 Backlog and rate limiters it hands out); no other module builds a key or
 holds a Lua script.  Delivery is at-least-once: ``take`` moves seeds from the
-head of the work list into the worker's own in-flight list in one Lua call;
+head of the work queue (its highest priority level first: ``queue.py``) into
+the worker's own in-flight list in one Lua call;
 ``commit`` writes an Outcome batch and ends by removing its seeds from in
 flight.  A worker that dies leaves its in-flight list behind, and
 ``reclaim_dead`` puts it back at the head of the work queue once the worker's
