@@ -1,4 +1,5 @@
-"""Priority end to end: `run` takes urgent seeds first; on one server and on a Redis Cluster.
+"""Priority end to end: `run` takes urgent seeds first; on one server, behind Sentinel and on a
+Redis Cluster.
 
 The site records the order in which pages were asked for; what is measured is
 how many low seeds were fetched before the last high one (only those already
@@ -16,6 +17,7 @@ from microspider.state import Redis, SpiderState
 from microspider.store import open_store
 from tests.cluster import cluster_client, cluster_url, redis_cluster  # noqa: F401 (fixtures)
 from tests.crawl import children, finish, microspider, start, stat, write_spider
+from tests.sentinel import sentinel_set, sentinel_url  # noqa: F401 (fixtures)
 from tests.servers import Site, wait_until
 
 LOW, HIGH = 400, 20
@@ -83,11 +85,20 @@ def assert_complete(tmp_path, path, args, site):
 
 
 def test_high_seeds_pushed_after_low_ones_are_fetched_first(tmp_path, redis_url):
+    high_first(tmp_path, redis_url)
+
+
+def test_high_seeds_first_behind_sentinel(tmp_path, sentinel_url):
+    high_first(tmp_path, sentinel_url)
+
+
+def high_first(tmp_path, url):
+    """400 low seeds pushed, then 20 high ones, then `run`: the high ones are fetched first."""
     site = OrderedSite(delay=0.002).start()
-    args = conn(redis_url, tmp_path)
+    args = conn(url, tmp_path)
     try:
         path = write_spider(tmp_path, "prio.py", SPIDER)
-        push_lows(redis_url, site)
+        push_lows(url, site)
         push_highs(path, site, args, tmp_path)
         proc = microspider("run", path, "--pool", "4", *FAST, *args, cwd=tmp_path, check=0)
     finally:
