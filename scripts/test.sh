@@ -8,4 +8,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/browser.sh
 bash scripts/redis_tls.sh
+bash scripts/realsite.sh
 exec .venv/bin/python -m pytest -q "$@"

@@ -343,7 +343,7 @@ def test_recrawl_fetches_old_successes_again_from_run_and_push(tmp_path, conn, r
     microspider("run", path, *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 1
     proc = microspider("push", "--recrawl", "1h", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
-    assert "0 seeds pushed, 1 already cached skipped" in proc.stderr
+    assert "0 seeds pushed, 1 already known skipped" in proc.stderr
     r.rpush(keys.work("one"), Seed(site.url + "/a").to_json())           # met again in the queue
     microspider("run", path, "--recrawl", "1h", *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 1
@@ -352,7 +352,7 @@ def test_recrawl_fetches_old_successes_again_from_run_and_push(tmp_path, conn, r
     microspider("run", path, "--recrawl", "2m", *RUN, *conn, cwd=tmp_path, check=0)
     assert site.count("/a") == 2
     proc = microspider("push", "--recrawl", "2m", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
-    assert "0 seeds pushed, 1 already cached skipped" in proc.stderr      # that fetch was just now
+    assert "0 seeds pushed, 1 already known skipped" in proc.stderr      # that fetch was just now
     age_success(r, "one", site.url + "/a", 3 * 60)
     proc = microspider("push", "--recrawl", "2m", *conn, path, site.url + "/a", cwd=tmp_path, check=0)
     assert "1 seeds pushed" in proc.stderr
@@ -375,7 +375,7 @@ def test_recrawl_as_spider_attribute_and_config_key(tmp_path, conn, r, site):
     two = write_spider(tmp_path, "two.py", ONE.replace('"one"', '"two"'), url=site.url + "/two")
     microspider("run", two, *RUN, *conn, cwd=tmp_path, check=0)
     proc = microspider("push", *conn, two, site.url + "/two/a", cwd=tmp_path, check=0)
-    assert "1 already cached skipped" in proc.stderr
+    assert "1 already known skipped" in proc.stderr
     proc = microspider("run", two, "--recrawl", "0", *conn, cwd=tmp_path)
     assert proc.returncode == 2 and "--recrawl" in proc.stderr
 

@@ -98,7 +98,7 @@ def test_push_stdin_skips_cached_unless_forced(ms, r, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"url": "http://a.com/1"}\n'
                                                   '{"url": "http://a.com/2", "meta": {"k": 1}}\n'))
     code, _, err = ms("push", NAME, "--file", "-")
-    assert code == 0 and "1 seeds pushed, 1 already cached" in err
+    assert code == 0 and "1 seeds pushed, 1 already known" in err
     assert [Seed.from_json(x).meta for x in r.lrange(keys.work(NAME), 0, -1)] == [{"k": 1}]
     code, _, err = ms("push", NAME, "--force", "http://a.com/1")
     assert code == 0 and r.llen(keys.work(NAME)) == 2

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from . import crawl, data, failures, proxy, seeds, trying, web  # noqa: F401 (each registers its commands)
+from . import crawl, data, embedded, failures, proxy, seeds, trying, web  # noqa: F401 (each registers its commands)
 from .common import cli
 
 __all__ = ["cli", "main"]

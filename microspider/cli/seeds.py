@@ -36,10 +36,12 @@ def push(spider, urls, seed_file, force, priority, **flags):
     if not urls and seed_file is None:
         raise ConfigError("give URLs or --file FILE")
     seeds = read_seeds(urls, seed_file, priority)
-    pushed, cached = push_seeds(env.redis, env.name, seeds, force=force, recrawl=env.settings.recrawl)
+    pushed, known = push_seeds(env.redis, env.name, seeds, force=force,
+                               recrawl=env.settings.recrawl)
     say("%s: %d seeds pushed%s" % (env.name, pushed,
-                                      ", %d already cached skipped (--force fetches them again)" % cached
-                                      if cached else ""))
+                                      ", %d already known skipped (queued, in flight, backlogged, "
+                                      "failed or cached; --force fetches them again)" % known
+                                      if known else ""))
 
 
 # -- relay --------------------------------------------------------------------------

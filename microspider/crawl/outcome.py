@@ -168,8 +168,9 @@ class Outcome:
         self.linked = set() if linked is None else linked
         self.done = []            # raw seeds to remove from in-flight
         self.cache_adds = []
+        self.unseen = []          # seeds done under --no-cache: the frontier forgets them
         self.backlog = {}         # raw -> score
-        self.sends = {}           # target -> [raw]
+        self.sends = {}           # target -> [(cache key, raw)], admitted by the target's frontier
         self.quarantine = []
         self.stats = {}
         self.pages = 0
@@ -190,11 +191,12 @@ class Outcome:
         self.count("quarantined")
 
     def succeeded(self, seed, sends):
-        """A seed fetched and parsed: cache it, send what parse yielded, record new links."""
-        if not self.settings.no_cache:
-            self.cache_adds.append(seed.cache_key)
+        """A seed fetched and parsed: cache it, send what parse yielded, record new links.
+
+        Under --no-cache the frontier forgets it instead, so it is queued again when met."""
+        (self.unseen if self.settings.no_cache else self.cache_adds).append(seed.cache_key)
         for target, new in sends:
-            self.sends.setdefault(target, []).append(new.to_json())
+            self.sends.setdefault(target, []).append((new.cache_key, new.encoded()))
             if target != self.name and target not in self.linked:
                 self.links.append(target)
                 self.linked.add(target)

@@ -157,7 +157,8 @@ class Run:
 
     def start(self):
         self.state.record_start(self.settings.relay_mode, self.settings.max_age,
-                                list(self.spider.upstream or ()))
+                                list(self.spider.upstream or ()), recrawl=self.settings.recrawl,
+                                no_cache=self.settings.no_cache)
         reclaimed = self.state.reclaim_dead()
         if reclaimed:
             log.info("%s: %d seeds of dead workers back in the work queue", self.name, reclaimed)

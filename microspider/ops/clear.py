@@ -1,5 +1,6 @@
 """``microspider clear``: remove parts of a spider's state, or all of it."""
 from ..errors import ConfigError
+from ..seed import Seed
 from ..state import SpiderState
 
 CLEARABLE = ("cache", "failures", "items", "work", "backlog", "quarantine")
@@ -18,10 +19,24 @@ def clear(redis, store, name, parts, everything=False):
         if live:
             raise ConfigError("%s has %d live workers: stop its run before clear --all" % (name, live))
         parts = CLEARABLE
-    clearers = {"cache": state.cache.clear, "backlog": state.backlog.clear,
-                "work": state.clear_work, "quarantine": state.clear_quarantine,
+    clearers = {"cache": state.cache.clear, "backlog": lambda: _clear_queue(state, "backlog"),
+                "work": lambda: _clear_queue(state, "work"), "quarantine": state.clear_quarantine,
                 "failures": lambda: store.clear_failures(), "items": lambda: store.clear_items()}
     removed = {part: clearers[part]() for part in parts}
     if everything:
         removed["other keys"] = state.forget()
     return removed
+
+
+def _clear_queue(state, queue):
+    """Empty the work queue or the backlog; their seeds' URLs leave the frontier (where not done),
+    so a later link to them queues them again."""
+    for chunk in state.queue_chunks(queue):
+        found = []
+        for raw in chunk:
+            try:
+                found.append(Seed.from_json(raw).cache_key)
+            except ValueError:
+                pass
+        state.cache.unsee(found)
+    return state.clear_work() if queue == "work" else state.backlog.clear()

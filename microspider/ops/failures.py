@@ -114,8 +114,8 @@ def listing(store, limit=None):
 def retry(redis, store, name, limit=None):
     """Send the seeds of up to `limit` stored failures to the work queue, age 0.
 
-    They are taken out of the cache first (so the worker fetches them even if
-    they were cached) and out of the backlog after.  The failure documents stay
+    They are queued whatever the frontier holds of them (so the worker fetches
+    them even if they were cached) and taken out of the backlog after.  The failure documents stay
     until the seeds succeed.  Returns (sent, malformed, taken out of the backlog).
     """
     state, sent, malformed, fingerprints = SpiderState(redis, name), 0, 0, set()
@@ -127,9 +127,8 @@ def retry(redis, store, name, limit=None):
             except (ValueError, TypeError, KeyError):
                 malformed += 1
         if seeds:
-            state.cache.remove([s.cache_key for s in seeds])
             state.clear_crashes([s.fingerprint for s in seeds])
-            sent += state.push(seeds)
+            sent += state.admit(seeds, force=True)[0]
             fingerprints.update(s.fingerprint for s in seeds)
     return sent, malformed, drop_from_backlog(redis, name, fingerprints) if fingerprints else 0
 

@@ -35,24 +35,21 @@ def read_seeds(urls, seed_file=None, priority=None):
 
 
 def push_seeds(redis, name, seeds, force=False, recrawl=None, now=None):
-    """Push seeds to a work queue; returns (pushed, skipped as cached).
+    """Push seeds to a work queue through its frontier; returns (pushed, skipped as known).
 
-    Cached seeds are skipped (with `recrawl` seconds, only those whose success
-    is younger than that); with `force` they are taken out of the cache and
-    pushed, so they are fetched again.
+    A seed the spider already knows (queued, in flight, in the backlog, stored
+    as a failure, or done within its recrawl) is skipped and counted as a
+    duplicate; with `force` every seed is pushed, so it is fetched again.
+    `recrawl` (seconds) overrides the one the spider's last run recorded.
     """
     state = SpiderState(redis, name)
     state.register()
     pushed = skipped = 0
     for start in range(0, len(seeds), PUSH_BATCH):
-        batch = seeds[start:start + PUSH_BATCH]
-        if force:
-            state.cache.remove([s.cache_key for s in batch])
-        else:
-            flags = state.cache.contains([s.cache_key for s in batch], recrawl, now)
-            skipped += sum(flags)
-            batch = [s for s, hit in zip(batch, flags) if not hit]
-        pushed += state.push(batch)
+        queued, known = state.admit(seeds[start:start + PUSH_BATCH], force=force, now=now,
+                                    recrawl=recrawl)
+        pushed += queued
+        skipped += known
     return pushed, skipped
 
 

@@ -6,7 +6,7 @@ from ..state import SpiderState, spiders
 
 STAT_KEYS = ("work", "backlog", "backlog_due", "backlog_waiting", "backlog_over_age", "in_flight",
              "quarantined", "cached", "failures", "failures_by_error", "items", "workers",
-             "pages_per_s", "sessions", "sessions_retired")
+             "pages_per_s", "sessions", "sessions_retired", "duplicates")
 
 __all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "cache_due", "format_stat", "waiting_on", "spiders",
            "watch"]
@@ -47,10 +47,10 @@ def format_stat(name, s, due=None, recrawl=None):
             "" if due[1] else "~", due[0], _duration(recrawl), "" if due[1] else ", estimated")
     text = ("%s\n  work %d | in flight %d | quarantined %d\n"
             "  backlog %d (due %d, waiting %d, over age %d)\n"
-            "  cached %d%s | items %d | failures %d (%s)\n"
+            "  cached %d%s | duplicates %d | items %d | failures %d (%s)\n"
             "  workers %d | %.2f pages/s (last minute)" % (
                 name, s["work"], s["in_flight"], s["quarantined"], s["backlog"], s["backlog_due"],
-                s["backlog_waiting"], s["backlog_over_age"], s["cached"], again, s["items"],
+                s["backlog_waiting"], s["backlog_over_age"], s["cached"], again, s["duplicates"], s["items"],
                 s["failures"], errors, s["workers"], s["pages_per_s"]))
     if s["sessions"] or s["sessions_retired"]:
         text += "\n  sessions %d live, %d retired" % (s["sessions"], s["sessions_retired"])

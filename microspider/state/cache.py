@@ -1,7 +1,14 @@
-"""The success cache of one spider: which seeds succeeded, and when.
+"""The frontier of one spider: every seed it ever queued, and which succeeded when.
 
-Exact: it holds each succeeded seed's whole 12-byte ``Seed.cache_key``, so a
-seed is skipped only if that very fingerprint succeeded.  Small: the keys live
+One entry per fingerprint, one state per entry: the success time (done, the
+"cache"), or SEEN: queued, in flight, in the backlog or stored as a failure.
+Every seed a spider yields, sends or is pushed is *admitted* by one Lua call
+that reads the state and queues only the seeds it does not know (``admit``); a
+success turns SEEN into its time (``add``).  So a URL linked from a thousand
+pages is queued once, and a broken link once.
+
+Exact: it holds each seed's whole 12-byte ``Seed.cache_key``, so a seed is
+skipped only if that very fingerprint was queued or succeeded.  Small: the keys live
 in many small Redis hashes ("buckets") that the server keeps in its compact
 encoding (ziplist on Redis 6, listpack on 7), about 17-19 bytes per
 fingerprint instead of ~59 in a plain set.
@@ -11,7 +18,8 @@ fingerprint instead of ~59 in a plain set.
   are the fingerprints without the leading bytes the address implies; its
   values the success times as 16-bit integers (4 bytes) relative to the
   bucket's own epoch (its field ""): to the minute for about two weeks around
-  it, in hours further back (about two years), "ancient" beyond.  A value means
+  it, in hours further back (about two years), "ancient" beyond; or "q" for
+  SEEN (3 bytes in the compact encoding, less than a time).  A value means
   the earliest minute it may stand for, so a success is never taken for younger
   than it is.  A bucket written past its fine window moves its epoch forward and
   re-encodes its few hundred values.
@@ -40,17 +48,20 @@ import time
 from pathlib import Path
 
 from . import keys
+from .queue import with_library
 
 CHUNK = 1000
 RESOLUTION = 60        # seconds: success times are kept to the minute, the shortest recrawl
 FILL = 0.35            # mean entries per bucket, as a share of the server's limit
 DEFAULT_ENTRIES = 128  # compact-encoding limit assumed when CONFIG is not allowed
+SEEN = b"q"            # the state of a fingerprint queued and not done (as in lua/cache.lua)
 SAMPLE = 64            # buckets sampled to estimate how many cached seeds are due again
 EXACT_BELOW = 20000    # ... or all of them, below this many fingerprints
 MAX_DEPTH = 48
 FINE, ANCIENT = 16384, -32768   # as in lua/cache.lua
 
-_SCRIPT = (Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-8")
+# admit queues the seeds it lets through with the work queue's library (one list per priority)
+_SCRIPT = with_library((Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-8"))
 
 
 def minute(now):
@@ -87,24 +98,69 @@ class Cache:
         return [bool(x) for x in self._run("contains", [since] + list(cache_keys))]
 
     def size(self):
-        """How many fingerprints are cached (buckets and a 0.1 set), one round trip."""
+        """How many fingerprints are cached (done: buckets and a 0.1 set), one round trip."""
+        n, seen, legacy = self._counts()
+        return n - seen + legacy
+
+    def known(self):
+        """How many fingerprints the frontier holds, done or not."""
+        n, _, legacy = self._counts()
+        return n + legacy
+
+    def _counts(self):
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys[0], "n")
+        pipe.hmget(self.keys[0], "n", "seen")
         pipe.scard(self.keys[2])
-        n, legacy = pipe.execute()
-        return int(n or 0) + legacy
+        (n, seen), legacy = pipe.execute()
+        return int(n or 0), int(seen or 0), legacy
 
     def due(self, recrawl, now=None, rng=random):
         """(cached seeds whose success is older than `recrawl`, exact?): exact below
         EXACT_BELOW fingerprints, else estimated from SAMPLE buckets (0.1 entries count
         as fresh)."""
         since = _since(recrawl, now)
-        n = int(self.client.hget(self.keys[0], "n") or 0)
+        n, seen, _ = self._counts()
+        n -= seen
         if n < EXACT_BELOW:
             return sum(1 for _, t in self.entries() if t is not None and minute(t) < since), True
         spots = [rng.getrandbits(MAX_DEPTH) for _ in range(SAMPLE)]
         total, old = self._run("due", [since] + spots)
         return (round(n * old / total) if total else 0), False
+
+    # -- admission --------------------------------------------------------------------
+    def admit(self, pairs, work_key, stats_key, force=False, now=None, pipe=None, work_db=None,
+              recrawl=None):
+        """Queue the seeds of (cache key, raw) `pairs` that the frontier does not know yet.
+
+        One script: the seeds whose fingerprint is new (or done longer ago than
+        the spider's recrawl, or any with `force`) become SEEN and are appended
+        to `work_key`; the others are counted as ``duplicates`` in `stats_key`.
+        Returns [queued, duplicates], or queues the call into `pipe` (a pipeline
+        or ConfirmedWrites).  `work_db`: the work queue's db when it is not this
+        cache's (one server, ``-o`` and ``-c`` apart); `recrawl` (seconds)
+        overrides the one the spider's run recorded.
+        """
+        limit = self.entry_limit()
+        args = [limit, max(1, int(limit * FILL)), repr(float(time.time() if now is None else now)),
+                work_key, stats_key, "1" if force else "0", "" if work_db is None else work_db,
+                "" if recrawl is None else int(recrawl)]
+        for k, raw in pairs:
+            args += [k, raw]
+        return self._run("admit", args, pipe)
+
+    def unsee(self, cache_keys):
+        """Forget these fingerprints where they are SEEN (their seeds were cleared from the queues)."""
+        return self._run("unsee", cache_keys) if cache_keys else 0
+
+    def record_settings(self, recrawl=None, no_cache=False):
+        """Tell admissions (by any sender) this spider's recrawl (seconds) and --no-cache."""
+        pipe = self.client.pipeline(transaction=False)
+        if recrawl is None:
+            pipe.hdel(self.keys[0], "recrawl")
+        else:
+            pipe.hset(self.keys[0], "recrawl", int(recrawl))
+        pipe.hset(self.keys[0], "nocache", 1 if no_cache else 0)
+        pipe.execute()
 
     # -- writes -----------------------------------------------------------------------
     def add(self, cache_keys, pipe=None, now=None):
@@ -120,10 +176,10 @@ class Cache:
             args += [k, at]
         return self._run("add", args, pipe)
 
-    def remove(self, cache_keys):
-        """Forget these seeds' success, so they are fetched again when met."""
+    def remove(self, cache_keys, pipe=None):
+        """Forget these seeds (done or not), so they are queued and fetched again when met."""
         if cache_keys:
-            return self._run("remove", cache_keys)
+            return self._run("remove", cache_keys, pipe)
         return 0
 
     def adopt_legacy(self, now=None, chunk=CHUNK):
@@ -153,7 +209,7 @@ class Cache:
 
     # -- migrate and clear ------------------------------------------------------------
     def entries(self):
-        """(key, success time, epoch s) one at a time: the earliest second its value may mean,
+        """(key, success time, epoch s) of every done seed, one at a time: the earliest second its value may mean,
         0 for a success older than the values reach (about two years), None for a 0.1 entry."""
         names = []
         for name in self.client.scan_iter(match=self.prefix + "[0-9a-f]*", count=CHUNK):
@@ -178,6 +234,8 @@ class Cache:
             head = ((node - (1 << depth)) >> (depth - 8 * whole)).to_bytes(whole, "big") if whole else b""
             epoch = int(fields.pop(b"", 0))
             for tail, value in fields.items():
+                if value == SEEN:
+                    continue
                 found = decode(int(value))
                 yield head + tail, 0 if found is None else (epoch + found) * 60
 
@@ -200,7 +258,7 @@ class Cache:
             self._add(pairs[start:start + CHUNK])
 
     def clear(self):
-        """Forget every success; returns how many were cached."""
+        """Forget every seed, done or not (the whole frontier); returns how many were cached."""
         n = self.size()
         found = list(self.keys)
         for name in self.client.scan_iter(match=self.prefix + "[0-9a-f]*", count=CHUNK):

@@ -70,11 +70,15 @@ class ConfirmedWrites:
         return bool(self.groups)
 
     def execute(self):
-        """Send each master's group in one round trip; raise if a group failed or was not confirmed."""
+        """Send each master's group in one round trip; raise if a group failed or was not confirmed.
+
+        Returns the commands' results, group by group (masters by name)."""
+        results = []
         for name in sorted(self.groups):
             client, commands = self.groups[name]
-            self._send(name, client, commands)
+            results += self._send(name, client, commands)
         self.groups = {}
+        return results
 
     def _send(self, name, client, commands):
         roles = self.redis
@@ -102,6 +106,7 @@ class ConfirmedWrites:
             roles.forget_replicas(name)
             raise NotReplicated("no replica of %s confirmed the writes within %d ms"
                                 % (name, WAIT_TIMEOUT_MS))
+        return results[:len(commands)]
 
     def _refresh(self):
         try:

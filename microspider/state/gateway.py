@@ -10,6 +10,12 @@ flight.  A worker that dies leaves its in-flight list behind, and
 ``reclaim_dead`` puts it back at the head of the work queue once the worker's
 heartbeat has expired.
 
+Every seed a batch sends (to this spider or another), every start seed and
+every ``push`` is *admitted* by its target's frontier (``Cache.admit``): one Lua
+call queues the seeds whose URL that spider never queued, and counts the others
+as duplicates.  The relay, the recovery of in-flight seeds, ``retry`` and
+``push --force`` move seeds whatever the frontier says.
+
 On a Redis Cluster one spider's keys share a hash tag, so they live on one slot:
 every script and transaction here touches that slot only.  Writes to other
 spiders' slots (sends, upstream links, the registry) are separate, confirmed
@@ -60,13 +66,17 @@ class SpiderState:
         self._reclaim = self.client.register_script(RECLAIM)
         self._requeue_unheld = self.client.register_script(REQUEUE_UNHELD)
         self._sessions = None
+        self._frontiers = {name: self.cache}
 
     # -- registry, settings and links ----------------------------------------------------
     def register(self):
         self.client.sadd(keys.SPIDERS, self.name)
 
-    def record_start(self, relay_mode, max_age, upstream=(), now=None):
-        """Register the spider, its run settings and its declared upstreams."""
+    def record_start(self, relay_mode, max_age, upstream=(), now=None, recrawl=None, no_cache=False):
+        """Register the spider, its run settings and its declared upstreams.
+
+        `recrawl` and `no_cache` go to the frontier, which every sender's admission reads."""
+        self.cache.record_settings(recrawl, no_cache)
         pipe = self.client.pipeline(transaction=False)
         pipe.sadd(keys.SPIDERS, self.name)
         pipe.hset(keys.meta(self.name), mapping={
@@ -198,12 +208,51 @@ class SpiderState:
     # -- the work queue -------------------------------------------------------------------
     def push(self, seeds, target=None):
         """Append seeds to a work queue (this spider's by default), each to its priority's
-        level; returns how many.
+        level, whatever the frontier says; returns how many (``retry``).
 
         On a cluster the write is confirmed by a replica when the master has one."""
         raws = [s.to_json() for s in seeds]
         self.push_raw(raws, target)
         return len(raws)
+
+    def admit(self, seeds, target=None, force=False, now=None, recrawl=None):
+        """Queue the seeds the frontier of `target` (this spider by default) does not know;
+        returns (queued, duplicates).  With `force` every seed is queued, done or not;
+        `recrawl` overrides the one the target's run recorded.
+
+        Confirmed by a replica like every push (cluster, Sentinel)."""
+        target = target or self.name
+        pairs = [(s.cache_key, s.to_json()) for s in seeds]
+        if not pairs:
+            return 0, 0
+        if self.redis.cluster:
+            writes = ConfirmedWrites(self.redis)
+            self._admit(target, pairs, writes, force, now, recrawl)
+            result = writes.execute()[0]
+        else:
+            writes, _ = self._admission_pipe()
+            self._admit(target, pairs, writes, force, now, recrawl)
+            result = writes.execute()[-1]
+        return int(result[0]), int(result[1])
+
+    def frontier(self, name):
+        """The frontier (a Cache) of spider `name`, on this run's cache db."""
+        found = self._frontiers.get(name)
+        if found is None:
+            found = self._frontiers[name] = Cache(self.redis.cache, name)
+        return found
+
+    def _admit(self, target, pairs, writes, force=False, now=None, recrawl=None):
+        """Queue one admission of (cache key, raw) `pairs` for `target` into `writes`."""
+        work_db = None if self.redis.single else _db_of(self.redis.work)
+        self.frontier(target).admit(pairs, keys.work(target), keys.stats(target), force, now,
+                                    pipe=writes, work_db=work_db, recrawl=recrawl)
+
+    def _admission_pipe(self):
+        """Where an admission runs on one server: the cache db's transaction (it writes the work
+        db itself when -o and -c differ), confirmed behind Sentinel."""
+        client = self.redis.cache
+        return transaction(self.redis, client), client is not self.client
 
     def push_raw(self, raws, target=None):
         """Append already-encoded seeds to a work queue (this spider's by default)."""
@@ -227,26 +276,27 @@ class SpiderState:
         the next run pushes them all again (duplicates, never loss)."""
         by_target = {}
         for target, seed in sends:
-            by_target.setdefault(target, []).append(seed)
-        if force:
-            for target, seeds in by_target.items():
-                cache = self.cache if target == self.name else Cache(self.redis.cache, target)
-                cache.remove([s.cache_key for s in seeds])
-        raws = {t: [s.to_json() for s in seeds] for t, seeds in by_target.items()}
-        others = [t for t in raws if t != self.name]
+            by_target.setdefault(target, []).append((seed.cache_key, seed.to_json()))
+        others = [t for t in by_target if t != self.name]
         stamp = repr(float(time.time() if now is None else now))
         if self.redis.cluster:
             writes = ConfirmedWrites(self.redis)
             for target in others:
-                queue.push(writes, keys.work(target), raws[target])
+                self._admit(target, by_target[target], writes, force, now)
             self.link_to(others, writes)
             writes.execute()
-            self.push_raw(raws.get(self.name, []))
+            if self.name in by_target:
+                writes = ConfirmedWrites(self.redis)
+                self._admit(self.name, by_target[self.name], writes, force, now)
+                writes.execute()
             self.client.hset(keys.meta(self.name), "start_pushed", stamp)
             return
-        pipe = transaction(self.redis, self.client)
-        for target, batch in raws.items():
-            queue.push(pipe, keys.work(target), batch)
+        admissions, apart = self._admission_pipe()
+        pipe = transaction(self.redis, self.client) if apart else admissions
+        for target, pairs in by_target.items():
+            self._admit(target, pairs, admissions, force, now)
+        if apart:
+            admissions.execute()
         self.link_to(others, pipe)
         pipe.hset(keys.meta(self.name), "start_pushed", stamp)
         pipe.execute()
@@ -262,7 +312,7 @@ class SpiderState:
 
     def is_fresh(self):
         """Work, backlog, cache and in-flight all empty: nothing of this crawl exists yet."""
-        return not (self.queue.length() or self.backlog.size() or self.cache.size()
+        return not (self.queue.length() or self.backlog.size() or self.cache.known()
                     or self.in_flight())
 
     def sizes(self, now):
@@ -364,8 +414,9 @@ class SpiderState:
                 return own
             return other.setdefault(id(client), client.pipeline(transaction=True))
 
-        self._send(outcome, own)
+        self._send(outcome, pipe_for(self.redis.cache), pipe_for(self.client), now)
         self.cache.add(outcome.cache_adds, pipe_for(self.redis.cache), now)
+        self.cache.remove(outcome.unseen, pipe_for(self.redis.cache))
         self.backlog.add(outcome.backlog, pipe_for(self.redis.backlog))
         for p in other.values():
             p.execute()
@@ -379,18 +430,20 @@ class SpiderState:
         cache leaves a seed cached whose outcome is all written: no loss.
         """
         writes = ConfirmedWrites(self.redis)
-        self._send(outcome, writes)
+        self._send(outcome, writes, writes, now)
         writes.execute()
         self.cache.add(outcome.cache_adds, None, now)
+        self.cache.remove(outcome.unseen)
         own = self.client.pipeline(transaction=True)
         self.backlog.add(outcome.backlog, own)
         return own
 
-    def _send(self, outcome, writes):
-        """Queue the batch's sends and new downstream links into `writes` (a pipeline or ConfirmedWrites)."""
-        for target, raws in outcome.sends.items():
-            queue.push(writes, keys.work(target), raws)
-        self.link_to(outcome.links, writes)
+    def _send(self, outcome, admissions, links, now):
+        """Queue the batch's admissions into `admissions` and its new downstream links into
+        `links` (pipelines, or ConfirmedWrites on a cluster)."""
+        for target, pairs in outcome.sends.items():
+            self._admit(target, pairs, admissions, now=now)
+        self.link_to(outcome.links, links)
 
     def _count(self, pipe, outcome, now):
         """Queue the quarantined seeds, the counters and the pages done of a batch."""
@@ -444,6 +497,10 @@ class SpiderState:
         pipe.execute()
         self.client.srem(keys.SPIDERS, name)  # last: until then `clear` can find it and be run again
         return n
+
+
+def _db_of(client):
+    return client.connection_pool.connection_kwargs.get("db", 0)
 
 
 def _unlink_counted(client, key, size):

@@ -1,14 +1,18 @@
--- The success cache of one spider (see cache.py for the design): buckets are small
--- hashes {fingerprint tail: success time} addressed by linear hashing on the
--- fingerprint's leading bits, plus "split marks" for the rare bucket split early.
+-- The frontier of one spider (see cache.py for the design): every URL it ever
+-- queued, one entry per fingerprint in small hashes {fingerprint tail: state}
+-- addressed by linear hashing on the fingerprint's leading bits, plus "split marks"
+-- for the rare bucket split early.  A state is the success time (a 16-bit integer:
+-- done) or SEEN ("q": queued, in flight, in the backlog or stored as a failure).
 --
--- KEYS[1]  meta hash {level, split, n}: the linear-hashing level and split pointer,
---          and how many fingerprints the buckets hold
+-- KEYS[1]  meta hash {level, split, n, seen, recrawl, nocache}: the linear-hashing
+--          level and split pointer, how many fingerprints the buckets hold, how many
+--          of them are SEEN, and the spider's run settings the admission reads
 -- KEYS[2]  split marks hash {node id (hex): 1}: buckets split ahead of the pointer
 -- KEYS[3]  the 0.1 cache, a set of 12-byte fingerprints (read and drained while it exists)
--- ARGV[1]  the operation: add, adopt, contains, remove, due
+-- ARGV[1]  the operation: add, adopt, contains, remove, due, admit, unsee
 -- ARGV[2]  the bucket key prefix (a bucket is prefix .. hex node id)
 -- The rest of ARGV depends on the operation (see each branch).
+-- cache.py runs it after lua/queue.lua (the work queue's library: admit's enqueue_all).
 --
 -- A node is (depth d, p = the d leading bits of the fingerprint); its id is 2^d + p.
 -- A bucket of depth d stores the fingerprint without its floor(d/8) leading bytes,
@@ -30,11 +34,13 @@ local MAX_DEPTH = 48
 local FINE = 16384          -- minutes each side of a bucket's epoch kept to the minute
 local AHEAD = 8192          -- a new epoch is this far ahead of the success that moves it
 local ANCIENT = -32768
+local SEEN = 'q'            -- the state of a fingerprint not (yet) done
 
-local state = redis.call('HMGET', meta, 'level', 'split', 'n')
+local state = redis.call('HMGET', meta, 'level', 'split', 'n', 'seen')
 local level = tonumber(state[1]) or 0
 local split = tonumber(state[2]) or 0
 local count = tonumber(state[3]) or 0
+local seen = tonumber(state[4]) or 0
 local marked = redis.call('EXISTS', marks) == 1
 local has_legacy = redis.call('EXISTS', legacy) == 1
 
@@ -58,6 +64,7 @@ local function decode(v)  -- 16-bit value -> earliest minute relative to the epo
 end
 
 local function fresh(v, epoch, since)  -- is a success stored as v in a bucket of epoch E fresh?
+  if v == SEEN then return false end
   if not since then return true end
   local m = decode(v)
   return m ~= nil and m + tonumber(epoch) >= since
@@ -131,9 +138,14 @@ local function rebase(b, minute)  -- move bucket b's epoch to just ahead of minu
   local out = {'', new}
   for i = 1, #all, 2 do
     if all[i] ~= '' then
-      local m = old and decode(all[i + 1])
+      local v = all[i + 1]
       out[#out + 1] = all[i]
-      out[#out + 1] = m and encode(m + old - new) or ANCIENT
+      if v == SEEN then
+        out[#out + 1] = v
+      else
+        local m = old and decode(v)
+        out[#out + 1] = m and encode(m + old - new) or ANCIENT
+      end
     end
   end
   for i = 1, #out, 1000 do
@@ -142,7 +154,7 @@ local function rebase(b, minute)  -- move bucket b's epoch to just ahead of minu
   return new
 end
 
-local function insert(k, minute, limit)  -- 1 if k is new to the buckets
+local function locate(k, limit)  -- the bucket and field of fingerprint k, room made for it
   local h = lead(k)
   local d, p = leaf(h)
   local b, f = bucket(d, p), tail(k, d)
@@ -156,14 +168,48 @@ local function insert(k, minute, limit)  -- 1 if k is new to the buckets
     p = floor(h / 2 ^ (MAX_DEPTH - d))
     b, f = bucket(d, p), tail(k, d)
   end
+  return b, f
+end
+
+local function forgot(old)  -- keep the counts when an entry in state `old` goes
+  if old then
+    count = count - 1
+    if old == SEEN then seen = seen - 1 end
+  end
+end
+
+local function insert(k, minute, limit)  -- k done at minute; 1 if k is new to the buckets
+  local b, f = locate(k, limit)
   local epoch = tonumber(redis.call('HGET', b, ''))
   if not epoch or minute - epoch >= FINE then epoch = rebase(b, minute) end
-  return redis.call('HSET', b, f, encode(minute - epoch))
+  local old = redis.call('HGET', b, f)
+  redis.call('HSET', b, f, encode(minute - epoch))
+  if old == SEEN then seen = seen - 1 end
+  if old then return 0 end
+  count = count + 1
+  return 1
+end
+
+local function see(k, limit)  -- k queued (or queued again): its state becomes SEEN
+  local b, f = locate(k, limit)
+  local old = redis.call('HGET', b, f)
+  if old == SEEN then return end
+  if redis.call('HEXISTS', b, '') == 0 then redis.call('HSET', b, '', 0) end   -- every bucket has an epoch
+  redis.call('HSET', b, f, SEEN)
+  if not old then count = count + 1 end
+  seen = seen + 1
+  if has_legacy then redis.call('SREM', legacy, k) end   -- a 0.1 success it was: not done now
+end
+
+local function state_of(k)  -- (value or nil, bucket epoch) of fingerprint k, no write
+  local d, p = leaf(lead(k))
+  local found = redis.call('HMGET', bucket(d, p), tail(k, d), '')
+  return found[1], found[2]
 end
 
 local function settle(target)  -- grow until the mean fill is back under target; save
   while count > target * (2 ^ level + split) do grow() end
-  redis.call('HSET', meta, 'level', level, 'split', split, 'n', count)
+  redis.call('HSET', meta, 'level', level, 'split', split, 'n', count, 'seen', seen)
 end
 
 if op == 'add' then
@@ -175,7 +221,6 @@ if op == 'add' then
     added = added + insert(k, tonumber(ARGV[i + 1]), limit)
     if has_legacy then redis.call('SREM', legacy, k) end
   end
-  count = count + added
   settle(target)
   return added
 
@@ -186,7 +231,7 @@ elseif op == 'adopt' then
   for i = 6, #ARGV do
     local k = ARGV[i]
     if redis.call('SREM', legacy, k) == 1 and #k == 12 then
-      count = count + insert(k, minute, limit)
+      insert(k, minute, limit)
       moved = moved + 1
     end
   end
@@ -200,10 +245,8 @@ elseif op == 'contains' then
   for i = 4, #ARGV do
     local k = ARGV[i]
     local hit = 0
-    local d, p = leaf(lead(k))
-    local found = redis.call('HMGET', bucket(d, p), tail(k, d), '')
-    local v = found[1]
-    if v and fresh(v, found[2], since) then hit = 1 end
+    local v, epoch = state_of(k)
+    if v and fresh(v, epoch, since) then hit = 1 end
     -- a 0.1 entry has no time: it counts as fresh (it is adopted with the adoption time)
     if not v and has_legacy then hit = redis.call('SISMEMBER', legacy, k) end
     out[#out + 1] = hit
@@ -212,18 +255,22 @@ elseif op == 'contains' then
 
 elseif op == 'remove' then
   -- fingerprints in ARGV[3..]; returns how many were cached
+  -- fingerprints in ARGV[3..]; returns how many were cached (done)
   local removed, dropped = 0, 0
   for i = 3, #ARGV do
     local k = ARGV[i]
     local d, p = leaf(lead(k))
-    local b = bucket(d, p)
-    if redis.call('HDEL', b, tail(k, d)) == 1 then
-      removed = removed + 1
+    local b, f = bucket(d, p), tail(k, d)
+    local old = redis.call('HGET', b, f)
+    if old then
+      redis.call('HDEL', b, f)
+      forgot(old)
+      if old ~= SEEN then removed = removed + 1 end
       if redis.call('HLEN', b) == 1 then redis.call('DEL', b) end   -- only its epoch left
     end
     if has_legacy then dropped = dropped + redis.call('SREM', legacy, k) end
   end
-  if removed > 0 then redis.call('HSET', meta, 'n', count - removed) end
+  redis.call('HSET', meta, 'n', count, 'seen', seen)
   return removed + dropped
 
 elseif op == 'due' then
@@ -242,7 +289,7 @@ elseif op == 'due' then
         if all[j] == '' then epoch = all[j + 1] end
       end
       for j = 1, #all, 2 do
-        if all[j] ~= '' then
+        if all[j] ~= '' and all[j + 1] ~= SEEN then
           total = total + 1
           if not fresh(all[j + 1], epoch, since) then old = old + 1 end
         end
@@ -250,5 +297,58 @@ elseif op == 'due' then
     end
   end
   return {total, old}
+
+elseif op == 'admit' then
+  -- Queue the seeds no state of the frontier already holds, count the others.
+  -- ARGV[3] entries limit, ARGV[4] target mean fill, ARGV[5] now (epoch s),
+  -- ARGV[6] the work queue, ARGV[7] the stats hash, ARGV[8] '1': force (queue
+  -- every seed, done or not), ARGV[9] the work queue's db when it is not the
+  -- frontier's ('' when they share one), ARGV[10] a recrawl (s) that overrides the
+  -- spider's ('' = the spider's), then fingerprint, raw seed pairs.  A done seed is
+  -- queued again only when its success is older than the spider's recrawl (meta),
+  -- or at once under its --no-cache.  Returns {queued, duplicates}.
+  local limit, target, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local work, stats, force = ARGV[6], ARGV[7], ARGV[8] == '1'
+  local settings = redis.call('HMGET', meta, 'recrawl', 'nocache')
+  local recrawl, nocache = tonumber(ARGV[10]) or tonumber(settings[1]), settings[2] == '1'
+  local since = recrawl and math.ceil((now - recrawl) / 60)
+  local queue, dups = {}, 0
+  for i = 11, #ARGV, 2 do
+    local k = ARGV[i]
+    local v, epoch = state_of(k)
+    local known
+    if v == SEEN then known = not force
+    elseif v then known = not force and not nocache and fresh(v, epoch, since)
+    else known = not force and has_legacy and redis.call('SISMEMBER', legacy, k) == 1 end
+    if known then
+      dups = dups + 1
+    else
+      see(k, limit)
+      queue[#queue + 1] = ARGV[i + 1]
+    end
+  end
+  settle(target)
+  if ARGV[9] ~= '' then redis.call('SELECT', ARGV[9]) end  -- -o and -c apart: one script still
+  enqueue_all(work, queue, false)  -- each to its priority's list (lua/queue.lua, prepended)
+  if dups > 0 then redis.call('HINCRBY', stats, 'duplicates', dups) end
+  return {#queue, dups}
+
+elseif op == 'unsee' then
+  -- Forget the fingerprints in ARGV[3..] that are SEEN (their seeds left every queue:
+  -- `clear -o`, `clear -b`); done ones stay.  Returns how many went.
+  local gone = 0
+  for i = 3, #ARGV do
+    local k = ARGV[i]
+    local d, p = leaf(lead(k))
+    local b, f = bucket(d, p), tail(k, d)
+    if redis.call('HGET', b, f) == SEEN then
+      redis.call('HDEL', b, f)
+      forgot(SEEN)
+      gone = gone + 1
+      if redis.call('HLEN', b) == 1 then redis.call('DEL', b) end
+    end
+  end
+  redis.call('HSET', meta, 'n', count, 'seen', seen)
+  return gone
 end
 return redis.error_reply('unknown cache operation ' .. tostring(op))
