@@ -193,6 +193,23 @@ def test_sends_to_another_spider_go_to_their_levels(conn):
     assert urls(SpiderState(conn, "other").take("w", 5)) == ["y", "x"]
 
 
+def test_the_frontier_admits_each_seed_to_its_level_once(conn, r):
+    state = SpiderState(conn, "s")
+    assert state.admit([seed("low0"), seed("high0", 5), seed("neg0", -2)]) == (3, 0)
+    assert state.admit([seed("high0", 9), seed("low1"), seed("high1", 5)], target="s") == (2, 1)
+    assert r.llen(keys.work_level("s", 5)) == 2 and not r.exists(keys.work_level("s", 9))
+    assert urls(state.take("w", 10)) == ["high0", "high1", "low0", "low1", "neg0"]
+
+
+def test_the_frontier_admits_across_dbs_to_the_levels_of_the_work_db(redis_url):
+    conn = Redis(redis_url, work_db=1, cache_db=3)
+    state = SpiderState(conn, "s")
+    assert state.admit([seed("low0"), seed("high0", 5)]) == (2, 0)
+    assert conn.work.llen(keys.work_level("s", 5)) == 1 and not conn.cache.exists(keys.work_levels("s"))
+    assert urls(state.take("w", 10)) == ["high0", "low0"]
+    conn.close()
+
+
 # -- what measures or lists the work queue counts every level ------------------------------
 def test_stat_progress_and_freshness_count_every_level(conn):
     state = SpiderState(conn, "s")

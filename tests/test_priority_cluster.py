@@ -11,6 +11,7 @@ from tests.test_priority import *  # noqa: F401,F403 (the tests and their fixtur
 
 pytestmark = pytest.mark.cluster
 del test_relay_across_dbs_keeps_priority  # noqa: F821 (dbs 1 and 2)
+del test_the_frontier_admits_across_dbs_to_the_levels_of_the_work_db  # noqa: F821 (dbs 1 and 3)
 
 
 @pytest.fixture
