@@ -156,3 +156,29 @@ def test_priority_on_a_cluster_with_kill_9_of_a_worker(tmp_path, cluster_url):
     assert_complete(tmp_path, path, args, site)
     with cluster_client(cluster_url) as rc:
         assert not rc.keys("microspider:{prio}:work*")
+
+
+YIELDING = '''
+class Yielding(Spider):
+    name = "yielding"
+    start_urls = ["{url}/start"]
+    def parse(self, response, seed):
+        if seed.url.endswith("/start"):
+            for i in range(30):
+                yield Seed("{url}/low/%d" % i)
+            for i in range(3):
+                yield Seed("{url}/high/%d" % i, priority=1)
+        yield {{"_id": seed.url}}
+'''
+
+
+def test_seeds_parse_yields_with_a_priority_overtake_those_it_yielded_before(tmp_path, redis_url):
+    site = OrderedSite(delay=0.002).start()
+    try:
+        path = write_spider(tmp_path, "yielding.py", YIELDING, url=site.url)
+        microspider("run", path, "--pool", "1", *FAST, *conn(redis_url, tmp_path), cwd=tmp_path, check=0)
+    finally:
+        site.stop()
+    order = site.fetched()
+    assert len(order) == 34
+    assert order[:4] == ["/start", "/high/0", "/high/1", "/high/2"]
