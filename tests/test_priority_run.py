@@ -126,8 +126,10 @@ def test_high_seeds_pushed_mid_crawl_overtake_all_but_the_held_ones(tmp_path, re
         site.stop()
     assert code == 0, err[-2000:]
     assert since < LOW, "the crawl ended before the push: slow the site down"
-    # held by the workers when the high seeds came: at most 2 x pool per worker (2 x 8)
-    assert lows_before_last_high(site.fetched(), since) <= 16
+    # held by the workers when the high seeds came: at most 2 x pool per worker (2 x 8); and
+    # as many again that one worker, done with its share of the high ones, may fetch while the
+    # other still has high ones waiting behind its busy pool.  Without priority: ~all the rest.
+    assert lows_before_last_high(site.fetched(), since) <= 32
     assert_complete(tmp_path, path, args, site)
 
 
