@@ -2,8 +2,8 @@
 --
 -- A library, not a script: it only defines local functions and touches no key by
 -- itself.  state/queue.py prepends it to every script that writes or reads a work
--- queue (take, requeue, reclaim, the relay's move, pushes); any other script can
--- do the same (``queue.with_library(body)``).
+-- queue (take, requeue, reclaim, the relay's move, pushes, the frontier's admit in
+-- cache.lua); any other script can do the same (``queue.with_library(body)``).
 --
 -- Every key is derived from the spider's work key W (``microspider:{NAME}:work``),
 -- exactly as state/keys.py names them, so they share W's hash tag (one cluster slot):
