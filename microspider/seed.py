@@ -3,7 +3,9 @@
 Fields are declared once in FIELDS; JSON encoding, decoding, copying and
 validation all derive from that list.  On the wire a seed is a JSON object with
 a schema version ``"v"``; fields at their default are left out, and fields this
-version does not know are kept and written back unchanged.
+version does not know are kept and written back unchanged.  ``priority`` comes
+first after ``"v"`` (when not 0), so the queue's Lua reads it without decoding
+the seed.
 
 >>> s = Seed("http://example.com/list?page=2", meta={"city": "bj"})
 >>> Seed.from_json(s.to_json()) == s
@@ -19,9 +21,11 @@ from .errors import BadSeed, MalformedSeed
 SCHEMA_VERSION = 1
 METHODS = ("GET", "POST")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)   # a 32-bit integer, as lua/queue.lua reads it
 
-# name -> factory of the default value
+# name -> factory of the default value; to_dict writes them in this order
 FIELDS = {
+    "priority": lambda: 0,
     "url": None,
     "method": lambda: "GET",
     "headers": dict,
@@ -40,16 +44,20 @@ _DEFAULTS = {name: (_ALWAYS if factory is None else factory()) for name, factory
 
 
 class Seed:
-    """A request: url, method, headers, cookies, query, data, meta and age.
+    """A request: url, method, headers, cookies, query, data, meta, age and priority.
 
     Raises BadSeed (a ValueError) for a URL that is not http(s) or a method other than GET/POST.
-    ``meta`` and ``age`` do not change the fingerprint.
+    ``meta``, ``age`` and ``priority`` do not change the fingerprint.  ``priority`` (an int,
+    default 0): within a spider's work queue a higher priority is taken first, FIFO within one.
+
+    >>> Seed("http://example.com/urgent", priority=10).to_json()
+    '{"v":1,"priority":10,"url":"http://example.com/urgent"}'
     """
 
     __slots__ = tuple(FIELDS) + ("extra", "_digest", "_json")
 
     def __init__(self, url, method="GET", headers=None, cookies=None, query=None,
-                 data=None, meta=None, age=0, extra=None):
+                 data=None, meta=None, age=0, extra=None, priority=0):
         self.url = _check_url(url)
         self.method = _check_method(method)
         self.headers = _check_dict("headers", headers)
@@ -63,6 +71,7 @@ class Seed:
         if isinstance(age, bool) or not isinstance(age, int) or age < 0:
             raise BadSeed("seed age must be a non-negative int, not %r" % (age,))
         self.age = age
+        self.priority = _check_priority(priority)
         self.extra = extra or {}
         self._digest = None
         self._json = None
@@ -246,6 +255,13 @@ def _check_method(method):
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise BadSeed("seed method must be GET or POST, not %r" % (method,))
     return method.upper()
+
+
+def _check_priority(priority):
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise BadSeed("seed priority must be an int from %d to %d, not %r" % (low, high, priority))
+    return priority
 
 
 def _check_dict(name, value):

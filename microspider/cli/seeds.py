@@ -7,6 +7,7 @@ import click
 from ..config import BY_NAME
 from ..connection import mask
 from ..errors import ConfigError
+from ..seed import PRIORITY_RANGE
 from .common import Env, cli, connection_options, handle_errors, option, say
 
 # -- push ---------------------------------------------------------------------------
@@ -15,24 +16,28 @@ from .common import Env, cli, connection_options, handle_errors, option, say
 @click.option("--file", "seed_file", type=click.File("r", encoding="utf-8"), default=None,
               help="seeds as JSON lines ('-' for stdin); `url` required")
 @click.option("--force", is_flag=True, help="fetch them again even if cached (takes them out of the cache)")
+# -- priority: the URLs', and the file seeds' that carry no "priority" of their own
+@click.option("--priority", type=click.IntRange(*PRIORITY_RANGE), default=None, metavar="N",
+              help="priority of the seeds (higher first; default 0); a file seed's own wins")
 @option(BY_NAME["recrawl"])
 @click.argument("spider")
 @click.argument("urls", nargs=-1)
 @handle_errors
-def push(spider, urls, seed_file, force, **flags):
+def push(spider, urls, seed_file, force, priority, **flags):
     """Add seeds to SPIDER's work queue: URLs as arguments or --file seeds.jsonl.
 
     Every seed is checked first: one bad line (reported with its number) and
-    nothing is pushed.
+    nothing is pushed.  --priority N gives the URLs, and the file seeds that
+    have no "priority" field, priority N.
     """
     from ..ops.seeding import push_seeds, read_seeds
 
     env = Env(spider, flags, allow_name=True)
     if not urls and seed_file is None:
         raise ConfigError("give URLs or --file FILE")
-    seeds = read_seeds(urls, seed_file)
+    seeds = read_seeds(urls, seed_file, priority)
     pushed, known = push_seeds(env.redis, env.name, seeds, force=force,
-                              recrawl=env.settings.recrawl)
+                               recrawl=env.settings.recrawl)
     say("%s: %d seeds pushed%s" % (env.name, pushed,
                                       ", %d already known skipped (queued, in flight, backlogged, "
                                       "failed or cached; --force fetches them again)" % known

@@ -8,12 +8,16 @@ from ..state import SpiderState
 PUSH_BATCH = 1000
 
 
-def read_seeds(urls, seed_file=None):
-    """Validate every URL / JSON line first; ConfigError listing the bad lines."""
+def read_seeds(urls, seed_file=None, priority=None):
+    """Validate every URL / JSON line first; ConfigError listing the bad lines.
+
+    `priority` (None: 0) is given to the URLs and to the file's seeds that
+    carry no ``priority`` of their own (a line's own, even 0, wins).
+    """
     seeds, bad = [], []
     for n, url in enumerate(urls, 1):
         try:
-            seeds.append(Seed(url))
+            seeds.append(Seed(url, priority=priority or 0))
         except ValueError as exc:
             bad.append("argument %d: %s" % (n, exc))
     if seed_file is not None:
@@ -21,7 +25,7 @@ def read_seeds(urls, seed_file=None):
             if not line.strip():
                 continue
             try:
-                seeds.append(Seed.from_dict(json.loads(line)))
+                seeds.append(Seed.from_dict(_with_priority(json.loads(line), priority)))
             except (ValueError, TypeError) as exc:
                 bad.append("line %d: %s" % (n, exc))
     if bad:
@@ -47,3 +51,9 @@ def push_seeds(redis, name, seeds, force=False, recrawl=None, now=None):
         pushed += queued
         skipped += known
     return pushed, skipped
+
+
+def _with_priority(obj, priority):
+    if priority is None or not isinstance(obj, dict) or "priority" in obj:
+        return obj
+    return dict(obj, priority=priority)

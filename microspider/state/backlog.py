@@ -10,26 +10,27 @@ span them, so the move runs under the relay lock and copies before it deletes
 from . import keys
 from .chunking import batched, by_index
 from .locks import Lock
+from .queue import WorkQueue, with_library
 
 CHUNK = 2000
 
-# KEYS: backlog, work. ARGV: now, limit, only_when_empty.
-MOVE_DUE = """
-if ARGV[3] == '1' and redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+# KEYS: backlog, work. ARGV: now, limit, only_when_empty. Each seed goes to its priority's level.
+MOVE_DUE = with_library("""
+if ARGV[3] == '1' and queue_length(KEYS[2]) > 0 then return 0 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 if #due == 0 then return 0 end
 redis.call('ZREM', KEYS[1], unpack(due))
-redis.call('RPUSH', KEYS[2], unpack(due))
-return #due
-"""
+return enqueue_all(KEYS[2], due, false)
+""")
 
 
 class Backlog:
     """Backlog operations of one spider; `redis` holds the work and backlog clients."""
 
     def __init__(self, redis, name):
-        self.client, self.work_client = redis.backlog, redis.work
+        self.client = redis.backlog
         self.key, self.work_key = keys.backlog(name), keys.work(name)
+        self.work = WorkQueue(redis.work, name)
         self.lock_key = keys.relaylock(name)
         self._move = self.client.register_script(MOVE_DUE) if redis.backlog is redis.work else None
 
@@ -47,19 +48,19 @@ class Backlog:
         flag = "1" if only_when_empty else "0"
         if self._move:
             return self._move(keys=[self.key, self.work_key], args=[now, n, flag])
-        if only_when_empty and self.work_client.llen(self.work_key):
+        if only_when_empty and self.work.length():
             return 0
         with self.lock():
             due = self.client.zrangebyscore(self.key, "-inf", now, start=0, num=n)
             if due:
-                self.work_client.rpush(self.work_key, *due)
+                self.work.push(due)
                 self.client.zrem(self.key, *due)
             return len(due)
 
     def move(self, raws, out=None):
         """Move these members to the work queue (as `out`, e.g. with a new age); caller holds the lock."""
         if raws:
-            self.work_client.rpush(self.work_key, *(out or raws))
+            self.work.push(out or raws)
             self.client.zrem(self.key, *raws)
 
     def parked(self, start, n):

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 from . import keys
+from .queue import with_library
 
 CHUNK = 1000
 RESOLUTION = 60        # seconds: success times are kept to the minute, the shortest recrawl
@@ -59,7 +60,8 @@ EXACT_BELOW = 20000    # ... or all of them, below this many fingerprints
 MAX_DEPTH = 48
 FINE, ANCIENT = 16384, -32768   # as in lua/cache.lua
 
-_SCRIPT = (Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-8")
+# admit queues the seeds it lets through with the work queue's library (one list per priority)
+_SCRIPT = with_library((Path(__file__).parent / "lua" / "cache.lua").read_text(encoding="utf-8"))
 
 
 def minute(now):

@@ -57,7 +57,9 @@ class ConfirmedWrites:
         self._add("srem", key, members)
 
     def eval(self, script, numkeys, *keys_and_args):
-        """A Lua script, routed by its first key (all its keys share one slot)."""
+        """A script whose keys share one slot, sent to the master of its first key (a push
+        to a work queue: ``queue.push``).  EVAL, not EVALSHA: a pipeline cannot load a
+        script it finds missing, and WAIT covers a script's writes like any others."""
         self._add("eval", keys_and_args[0], (script, numkeys) + keys_and_args)
 
     def _add(self, command, key, args):
@@ -85,7 +87,7 @@ class ConfirmedWrites:
             pipe = client.pipeline(transaction=False)
             for command, key, args in commands:
                 if command == "eval":
-                    pipe.eval(*args)
+                    pipe.eval(*args)          # its key is among its args
                 else:
                     getattr(pipe, command)(key, *args)
             if wait:

@@ -3,7 +3,8 @@
 Every read and write of a spider's keys goes through here (and the Cache,
 Backlog and rate limiters it hands out); no other module builds a key or
 holds a Lua script.  Delivery is at-least-once: ``take`` moves seeds from the
-head of the work list into the worker's own in-flight list in one Lua call;
+head of the work queue (its highest priority level first: ``queue.py``) into
+the worker's own in-flight list in one Lua call;
 ``commit`` writes an Outcome batch and ends by removing its seeds from in
 flight.  A worker that dies leaves its in-flight list behind, and
 ``reclaim_dead`` puts it back at the head of the work queue once the worker's
@@ -28,6 +29,8 @@ from .cache import Cache
 from .chunking import by_index
 from .confirmed import ConfirmedWrites, transaction
 from .locks import Lock
+from . import queue
+from .queue import WorkQueue
 from .ratelimit import HostRateLimiter, RateLimiter
 from .sessions import SessionStore
 from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
@@ -55,6 +58,7 @@ class SpiderState:
         self.name = name
         self.client = redis.work
         self.work_key = keys.work(name)
+        self.queue = WorkQueue(self.client, name)
         self.cache = Cache(redis.cache, name)
         self.backlog = Backlog(redis, name)
         self._take = self.client.register_script(TAKE)
@@ -119,13 +123,13 @@ class SpiderState:
                                      quiet, int(quiet * 2)))
 
     def progress(self):
-        """(meta, seeding, work length, upstreams) in one round trip: what `finished` needs."""
-        pipe = self.client.pipeline(transaction=False)
+        """(meta, seeding, work length, upstreams) in one round trip (two on a cluster): what
+        `finished` needs."""
+        pipe = self._pipeline_with_length()
         pipe.hgetall(keys.meta(self.name))
         pipe.exists(keys.seeding(self.name))
-        pipe.llen(self.work_key)
         pipe.smembers(keys.upstream(self.name))
-        meta, seeding, work, upstream = pipe.execute()
+        work, (meta, seeding, upstream) = self._execute_with_length(pipe)
         meta = {k.decode(): v.decode() for k, v in meta.items()}
         return meta, bool(seeding), work, sorted(u.decode() for u in upstream)
 
@@ -149,11 +153,12 @@ class SpiderState:
         return self.client.zcount(keys.workers(self.name), now or time.time(), "+inf")
 
     def take(self, worker, n):
-        """Move up to n seeds from work into the worker's in-flight list; return them."""
+        """Move up to n seeds from work (highest priority first) into the worker's in-flight
+        list; return them."""
         return self._take(keys=[self.work_key, keys.inflight(self.name, worker)], args=[n])
 
     def requeue_inflight(self, worker):
-        """Put a worker's in-flight seeds back at the head of the work queue."""
+        """Put a worker's in-flight seeds back at the head of the work queue (of their levels)."""
         return self._requeue(keys=[keys.inflight(self.name, worker), self.work_key])
 
     def requeue_unheld(self, worker, held):
@@ -202,8 +207,8 @@ class SpiderState:
 
     # -- the work queue -------------------------------------------------------------------
     def push(self, seeds, target=None):
-        """Append seeds to a work queue (this spider's by default) whatever the frontier says;
-        returns how many (``retry``).
+        """Append seeds to a work queue (this spider's by default), each to its priority's
+        level, whatever the frontier says; returns how many (``retry``).
 
         On a cluster the write is confirmed by a replica when the master has one."""
         raws = [s.to_json() for s in seeds]
@@ -256,10 +261,10 @@ class SpiderState:
         key = keys.work(target or self.name)
         if self.redis.cluster:
             writes = ConfirmedWrites(self.redis)
-            writes.rpush(key, *raws)
+            queue.push(writes, key, raws)
             writes.execute()
         else:
-            transaction(self.redis, self.client).rpush(key, *raws).execute()
+            queue.push(transaction(self.redis, self.client), key, raws).execute()
 
     def push_start(self, sends, force=False, now=None):
         """Push start seeds [(target, seed)] and record the links and the time.
@@ -307,29 +312,48 @@ class SpiderState:
 
     def is_fresh(self):
         """Work, backlog, cache and in-flight all empty: nothing of this crawl exists yet."""
-        return not (self.client.llen(self.work_key) or self.backlog.size() or self.cache.known()
+        return not (self.queue.length() or self.backlog.size() or self.cache.known()
                     or self.in_flight())
 
     def sizes(self, now):
-        """(work, quarantined, live workers, live sessions, pages hash, counters) in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.llen(self.work_key)
+        """(work, quarantined, live workers, live sessions, pages hash, counters) in one round
+        trip (two on a cluster)."""
+        pipe = self._pipeline_with_length()
         pipe.llen(keys.quarantine(self.name))
         pipe.zcount(keys.workers(self.name), now, "+inf")
         pipe.hlen(keys.sessions(self.name))
         pipe.hgetall(keys.pages(self.name))
         pipe.hgetall(keys.stats(self.name))
-        work, quarantined, workers, sessions, pages, stats = pipe.execute()
+        work, (quarantined, workers, sessions, pages, stats) = self._execute_with_length(pipe)
         pages = {int(k): int(v) for k, v in pages.items()}
         return work, quarantined, workers, sessions, pages, _ints(stats)
 
+    def _pipeline_with_length(self):
+        """A pipeline whose first command asks the work queue's length (every level).
+
+        A cluster pipeline takes no script: there ``_execute_with_length`` asks apart."""
+        pipe = self.client.pipeline(transaction=False)
+        if not self.redis.cluster:
+            pipe.eval(queue.LENGTH, 1, self.work_key)
+        return pipe
+
+    def _execute_with_length(self, pipe):
+        """(work queue length, the pipeline's other results)."""
+        if self.redis.cluster:
+            return self.queue.length(), pipe.execute()
+        work, *rest = pipe.execute()
+        return work, rest
+
     def queue_chunks(self, queue):
-        """Lists of raw seeds of 'work', 'quarantine' or 'backlog' (due order), CHUNK at a time."""
+        """Lists of raw seeds of 'work' (take order: highest priority first), 'quarantine' or
+        'backlog' (due order), CHUNK at a time."""
         if queue == "backlog":
             yield from self.backlog.chunks()
-            return
-        key = self.work_key if queue == "work" else keys.quarantine(self.name)
-        yield from by_index(lambda a, b: self.client.lrange(key, a, b), CHUNK)
+        elif queue == "work":
+            yield from self.queue.chunks()
+        else:
+            key = keys.quarantine(self.name)
+            yield from by_index(lambda a, b: self.client.lrange(key, a, b), CHUNK)
 
     def inflight_chunks(self):
         """Lists of raw seeds held in flight by any worker, live or dead (for migrate)."""
@@ -449,7 +473,8 @@ class SpiderState:
 
     # -- clearing ---------------------------------------------------------------------------
     def clear_work(self):
-        return _unlink_counted(self.client, self.work_key, "llen")
+        """Delete the work queue, every level; returns how many seeds went."""
+        return self.queue.clear()
 
     def clear_quarantine(self):
         return _unlink_counted(self.client, keys.quarantine(self.name), "llen")

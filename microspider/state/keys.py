@@ -8,7 +8,11 @@ separately, before the spider's own transaction (``confirmed.py``).
 ==============================================  ======  ===================================================
 key                                             type    holds
 ==============================================  ======  ===================================================
-``microspider:{NAME}:work``                     list    seeds (JSON) waiting to be fetched; head = next
+``microspider:{NAME}:work``                     list    seeds (JSON) of priority 0 waiting to be fetched;
+                                                        head = next (the whole work queue before 0.4)
+``microspider:{NAME}:work:N``                   list    seeds of priority N (a non-zero integer)
+``microspider:{NAME}:work:levels``              zset    the non-zero priorities that may hold seeds
+                                                        (member N, score N); a take scans it
 ``microspider:{NAME}:backlog``                  zset    failed seeds scored by due time (epoch s);
                                                         ``+inf`` = over ``--max-age``, parked
 ``microspider:{NAME}:cache``                    set     0.1's cache (12-byte fingerprints); read, then
@@ -50,7 +54,18 @@ def _key(name, *parts):
 
 
 def work(name):
+    """The work queue: its priority-0 list, and the key every work-queue script names."""
     return _key(name, "work")
+
+
+def work_level(name, level):
+    """The list of one priority level (0: the work key itself); lua/queue.lua derives the same."""
+    return _key(name, "work", "%d" % level) if level else work(name)
+
+
+def work_levels(name):
+    """The non-zero priority levels that may hold seeds; lua/queue.lua derives the same."""
+    return _key(name, "work", "levels")
 
 
 def backlog(name):

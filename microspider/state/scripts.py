@@ -1,26 +1,30 @@
-"""The Lua scripts of the gateway; each touches the keys of one spider only (one cluster slot)."""
+"""The Lua scripts of the gateway; each touches the keys of one spider only (one cluster slot).
 
-# KEYS: work, inflight. ARGV: n. Returns the seeds taken (oldest first).
-TAKE = """
-local items = redis.call('LPOP', KEYS[1], ARGV[1])
-if not items then return {} end
+Those that read or write the work queue start with its library (``queue.py``, ``lua/queue.lua``).
+"""
+from .queue import with_library
+
+# KEYS: work, inflight. ARGV: n. Returns the seeds taken: highest priority first, oldest first
+# within one priority.
+TAKE = with_library("""
+local items = dequeue(KEYS[1], ARGV[1])
 for i = 1, #items, 2000 do
   redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 1999, #items)))
 end
 return items
-"""
+""")
 
-# KEYS: inflight, work. Puts the in-flight seeds back at the head of work, in order.
-REQUEUE = """
+# KEYS: inflight, work. Puts the in-flight seeds back at the head of their levels, in order.
+REQUEUE = with_library("""
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
-for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+enqueue_all(KEYS[2], items, true)
 redis.call('DEL', KEYS[1])
 return #items
-"""
+""")
 
 # KEYS: inflight, work. ARGV: the seeds the worker holds. Requeues any other in-flight seed
-# (taken by a call whose reply was lost).
-REQUEUE_UNHELD = """
+# (taken by a call whose reply was lost) at the head of its level.
+REQUEUE_UNHELD = with_library("""
 local held = {}
 for i = 1, #ARGV do held[ARGV[i]] = (held[ARGV[i]] or 0) + 1 end
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -31,27 +35,26 @@ for i = #items, 1, -1 do
     held[raw] = held[raw] - 1
   else
     redis.call('LREM', KEYS[1], 1, raw)
-    redis.call('LPUSH', KEYS[2], raw)
+    enqueue(KEYS[2], raw, true)
     moved = moved + 1
   end
 end
 return moved
-"""
+""")
 
-# KEYS: workers, work. ARGV: now, inflight key prefix. Requeues the seeds of expired workers.
-RECLAIM = """
+# KEYS: workers, work. ARGV: now, inflight key prefix. Requeues the seeds of expired workers
+# at the head of their levels, in order.
+RECLAIM = with_library("""
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local moved = 0
 for _, w in ipairs(dead) do
   local k = ARGV[2] .. w
-  local items = redis.call('LRANGE', k, 0, -1)
-  for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
-  moved = moved + #items
+  moved = moved + enqueue_all(KEYS[2], redis.call('LRANGE', k, 0, -1), true)
   redis.call('DEL', k)
   redis.call('ZREM', KEYS[1], w)
 end
 return moved
-"""
+""")
 
 
 # KEYS: alerted key. ARGV: now, quiet seconds, expiry. 1 if this alert may go out now.

@@ -12,6 +12,7 @@
 -- ARGV[1]  the operation: add, adopt, contains, remove, due, admit, see, unsee
 -- ARGV[2]  the bucket key prefix (a bucket is prefix .. hex node id)
 -- The rest of ARGV depends on the operation (see each branch).
+-- cache.py runs it after lua/queue.lua (the work queue's library: admit's enqueue_all).
 --
 -- A node is (depth d, p = the d leading bits of the fingerprint); its id is 2^d + p.
 -- A bucket of depth d stores the fingerprint without its floor(d/8) leading bytes,
@@ -329,9 +330,7 @@ elseif op == 'admit' then
   end
   settle(target)
   if ARGV[9] ~= '' then redis.call('SELECT', ARGV[9]) end  -- -o and -c apart: one script still
-  for i = 1, #queue, 1000 do
-    redis.call('RPUSH', work, unpack(queue, i, math.min(i + 999, #queue)))
-  end
+  enqueue_all(work, queue, false)  -- each to its priority's list (lua/queue.lua, prepended)
   if dups > 0 then redis.call('HINCRBY', stats, 'duplicates', dups) end
   return {#queue, dups}
 
