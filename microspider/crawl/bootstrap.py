@@ -34,6 +34,8 @@ def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd
 def run_worker(job_text):
     """Run one worker process until it is stopped; returns its exit code."""
     from ..transport import make_fetcher
+    from ..transport.throttle import Throttle
+    from .robots import Robots
     from .worker import Monitor, Worker
 
     job = json.loads(job_text)
@@ -57,8 +59,11 @@ def run_worker(job_text):
                            limiter=state.rate_limiter(settings.rate) if settings.rate else None,
                            host_limiter=(state.host_rate_limiter(settings.rate_per_host)
                                          if settings.rate_per_host else None))
+    fetcher.throttle = Throttle(state.cooldowns(), settings.max_retry_after)
+    robots = (Robots(state.robots_store(), fetcher, settings.robots_agent) if settings.robots
+              else None)
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
-                    monitor=monitor)
+                    monitor=monitor, robots=robots)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
     gevent.signal_handler(signal.SIGINT, worker.stop)
     _install_parse_watchdog(worker)

@@ -3,8 +3,10 @@
 Gauges (label ``spider``, the numbers of ``stat --json``): microspider_work,
 microspider_backlog, microspider_in_flight, microspider_cached,
 microspider_items, microspider_failures, microspider_workers,
-microspider_sessions; and the counters microspider_pages_total (pages done,
-the ``ok`` counter) and microspider_sessions_retired_total.
+microspider_sessions, microspider_cooling; and the counters
+microspider_pages_total (pages done, the ``ok`` counter),
+microspider_sessions_retired_total, microspider_throttled_total and
+microspider_robots_denied_total.
 """
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +20,12 @@ GAUGES = (
     ("failures", "Failure documents stored"),
     ("workers", "Live worker processes"),
     ("sessions", "Live sessions (--sessions)"),
+    ("cooling", "Hosts (per proxy) cooling down after a 429 or a 503 with Retry-After"),
+)
+COUNTERS = (
+    ("sessions_retired", "Sessions retired (banned, used up, or their proxy dropped)"),
+    ("throttled", "Throttling answers (429, or 503 with Retry-After)"),
+    ("robots_denied", "Seeds not fetched because robots.txt disallows them"),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -40,11 +48,11 @@ class SpiderCollector:
         for name, (_, done) in sorted(found.items()):
             pages.add_metric([name], done)
         yield pages
-        retired = CounterMetricFamily("microspider_sessions_retired", "Sessions retired (banned, used "
-                                      "up, or their proxy dropped)", labels=["spider"])
-        for name, (stat, _) in sorted(found.items()):
-            retired.add_metric([name], stat["sessions_retired"])
-        yield retired
+        for field, text in COUNTERS:
+            family = CounterMetricFamily("microspider_" + field, text, labels=["spider"])
+            for name, (stat, _) in sorted(found.items()):
+                family.add_metric([name], stat[field])
+            yield family
 
 
 def exposition(read):
