@@ -62,8 +62,9 @@ def test_without_retry_after_the_cooldown_doubles_and_a_success_resets_it(cooldo
     assert cooldowns.throttle(name, None, 600) == 1.0
     left, doubling = cooldowns.check(name)
     assert 0.9 < left <= 1.0 and doubling
-    # an answer to a request sent before the window began does not double it
-    assert 0.9 < cooldowns.throttle(name, None, 600) <= 1.0
+    # an answer to a request sent before the window began does not double it, but the
+    # window lasts at least the current step from that answer
+    assert cooldowns.throttle(name, None, 600) == 1.0
     for expected in (2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0):
         r.zadd("microspider:{t}:cooling", {name: 0})          # the window has passed
         assert cooldowns.throttle(name, None, 600) == expected
@@ -100,14 +101,12 @@ def test_throttle_raises_and_counts(cooldowns):
 class ThrottlingSite:
     """Every `every`-th request outside a window opens one: 429 with Retry-After in seconds,
     as an HTTP date, or none (the client's first doubling step, 1 s), in turn.  Records every
-    request's arrival and when each opening 429 was written: a request that arrives more
-    than `grace` after that, inside the window, was sent after the client was told to wait
-    (each request says when its cool-down check passed: X-Checked-At)."""
+    request's arrival and when its cool-down check passed in the client (X-Checked-At)."""
 
-    def __init__(self, first=30, every=30, grace=0.05):
-        self.first, self.every, self.grace = first, every, grace
+    def __init__(self, first=30, every=30):
+        self.first, self.every = first, every
         self.lock = threading.Lock()
-        self.windows = []         # [written, end, mode, headers]
+        self.windows = []         # [opened, end, mode, headers, opened]
         self.arrivals = []        # (time, path, status, when the client checked the cool-down)
         self.count = 0
         site = self
@@ -146,7 +145,7 @@ class ThrottlingSite:
                     end, header = now + 1.0, {"Retry-After": "1"}
                 else:
                     end, header = now + 1.0, {}
-                window = opened = [now, end, mode, header]
+                window = opened = [now, end, mode, header, now]
                 self.windows.append(window)
             status = 429 if window is not None else 200
             self.arrivals.append((now, handler.path, status,
@@ -159,18 +158,21 @@ class ThrottlingSite:
         handler.end_headers()
         handler.wfile.write(body)
         handler.wfile.flush()
-        if opened is not None:
-            opened[0] = time.time()   # the client knows from now on
 
-    def inside(self):
-        """Requests that arrived inside a window although their cool-down check came after the
-        client was told (the 429 written, plus `grace` for it to reach Redis): sent into a window."""
-        return [(a, w[2]) for a in self.arrivals for w in self.windows
-                if w[0] <= a[0] < w[1] and a[3] > w[0] + self.grace]
+    def inside(self, known):
+        """Requests that arrived inside a window although they were checked after a process had
+        recorded its cool-down (`known`: when cool-downs were recorded): sent into a window."""
+        out = []
+        for opened, end, mode, _, _ in self.windows:
+            knew = min((t for t in known if t >= opened), default=end)
+            out += [(mode, "opened %.3f knew %+.3f checked %+.3f arrived %+.3f end %+.3f" % (
+                opened, knew - opened, a[3] - opened, a[0] - opened, end - opened))
+                for a in self.arrivals if opened <= a[0] < end and a[3] > knew]
+        return out
 
     def in_flight(self):
-        """Requests that arrived inside a window but were checked before it: in flight."""
-        return [a for a in self.arrivals for w in self.windows if w[0] <= a[0] < w[1] and a[3] <= w[0] + self.grace]
+        """Requests that arrived inside a window (all checked before it was known: in flight)."""
+        return [a for a in self.arrivals for w in self.windows if w[4] <= a[0] < w[1]]
 
     def stop(self):
         self.server.shutdown()
@@ -186,16 +188,27 @@ class S(Spider):
         yield {{"_id": seed.url}}
 '''
 # Test instrumentation, loaded in the worker processes with the spider: each request says when
-# its greenlet last passed the cool-down check, so the site can tell what was in flight.
+# its greenlet last passed the cool-down check, and each process notes in KNOWN when it recorded a
+# cool-down, so the test can tell what was in flight from what was sent into a window.
 CHECK_STAMP = '''
 import threading as _threading, time as _time
 from microspider.transport import fetcher as _fetcher, throttle as _throttle
 _local = _threading.local()
 _before, _headers = _throttle.Throttle.before, _fetcher.Fetcher.request_headers
+_after = _throttle.Throttle.after
+
+def _noted_after(self, *args):
+    try:
+        return _after(self, *args)
+    except _throttle.Throttled:
+        with open(KNOWN, "a") as f:
+            f.write("%r\\n" % _time.time())
+        raise
 
 def _stamped_before(self, host, proxy):
+    asked = _time.time()          # when the check was sent to Redis
     found = _before(self, host, proxy)
-    _local.checked = _time.time()
+    _local.checked = asked
     return found
 
 def _stamped_headers(self, seed):
@@ -204,6 +217,7 @@ def _stamped_headers(self, seed):
     return headers
 
 _throttle.Throttle.before, _fetcher.Fetcher.request_headers = _stamped_before, _stamped_headers
+_throttle.Throttle.after = _noted_after
 '''
 
 
@@ -211,8 +225,9 @@ def test_two_processes_wait_out_every_cooldown_and_lose_nothing(tmp_path, redis_
     site = ThrottlingSite()
     store = "sqlite:///%s/s.sqlite3" % tmp_path
     try:
-        write_spider(tmp_path, "s.py", SPIDER + CHECK_STAMP.replace("{", "{{").replace("}", "}}"),
-                     url=site.url, pages=240)
+        known = tmp_path / "known.txt"
+        write_spider(tmp_path, "s.py", SPIDER + "KNOWN = %r\n" % str(known)
+                     + CHECK_STAMP.replace("{", "{{").replace("}", "}}"), url=site.url, pages=240)
         started = time.monotonic()
         microspider("run", "s.py", "-w", "2", "--pool", "8", "--sessions", "4",
                     "--session-max-uses", "100000", "--idle", "0.5", "--redis", redis_url,
@@ -225,7 +240,9 @@ def test_two_processes_wait_out_every_cooldown_and_lose_nothing(tmp_path, redis_
     assert sorted(i["_id"] for i in items) == sorted("%s/p/%d" % (site.url, i) for i in range(240))
     assert len(site.windows) >= 6 and {w[2] for w in site.windows} == {"seconds", "date", "none"}
     assert all(a[3] > 0 for a in site.arrivals)      # every request says when it was checked
-    assert site.inside() == []                        # none sent into a cool-down window
+    known = [float(line) for line in known.read_text().split()]
+    assert len(known) == site.throttled               # every 429 recorded a cool-down
+    assert site.inside(known) == []                   # none sent into a cool-down window
     print("windows %d (%.1f s), requests %d, 429s %d, in flight into windows %d, sent into windows 0, took %.1f s"
           % (len(site.windows), sum(w[1] - w[0] for w in site.windows), len(site.arrivals),
              site.throttled, len(site.in_flight()), took))

@@ -22,6 +22,7 @@ from .common import Env, cli, connection_options, handle_errors, option, say
                    "gzip or not, fetched through the spider's proxies")
 @click.option("--sitemap-filter", "sitemap_filter", default=None, metavar="REGEX",
               help="with --sitemap: only page URLs this regular expression matches (re.search)")
+@option(BY_NAME["http_proxy"])
 @click.argument("spider")
 @click.argument("urls", nargs=-1)
 @handle_errors

@@ -12,7 +12,7 @@ of cool-down ends, in the Redis server's time, so skewed clocks agree::
 
 Without ``Retry-After`` the cool-down doubles from 1 s to 60 s while 429s go
 on; an answer to a request that was sent before the window began does not
-double it again.  The gateway (SpiderState) names the keys.
+double it, but the window lasts at least the current step from that answer.  The gateway (SpiderState) names the keys.
 """
 import time
 from pathlib import Path

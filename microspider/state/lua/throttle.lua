@@ -35,8 +35,10 @@ local new_end
 if retry_after >= 0 then
   new_end = math.max(ends, now + math.min(retry_after, cap))
 elseif ends > now then
-  -- an answer to a request sent before the cool-down began: the window stands, no doubling
-  new_end = ends
+  -- an answer to a request sent before the cool-down began: no doubling, but the site may
+  -- count its own window from this answer, so wait at least the current step from now
+  local step = tonumber(redis.call('HGET', KEYS[2], member)) or 1000
+  new_end = math.max(ends, now + step)
 else
   local step = tonumber(redis.call('HGET', KEYS[2], member))
   if step then step = math.min(step * 2, 60000) else step = 1000 end
