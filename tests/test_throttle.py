@@ -298,7 +298,7 @@ def test_a_retry_after_over_the_cap_sends_the_seed_to_the_backlog(tmp_path, redi
     store = "sqlite:///%s/s.sqlite3" % tmp_path
     try:
         write_spider(tmp_path, "s.py", SPIDER.replace("thr", "cap"), url=site.url, pages=1)
-        microspider("run", "s.py", "--max-retry-after", "2", "-m", "0", "--idle", "0.5",
+        microspider("run", "s.py", "--max-retry-after", "30", "-m", "0", "--idle", "0.5",
                     "--redis", redis_url, "--mongo-uri", store, cwd=tmp_path, check=0, timeout=60)
         figures = stat(tmp_path, "cap", "--redis", redis_url, "--mongo-uri", store)
     finally:
