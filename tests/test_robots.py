@@ -186,3 +186,14 @@ def test_a_crawl_obeys_robots_txt_with_two_processes(tmp_path, redis_url):
     assert figures["work"] == 0 and figures["backlog"] == 0 and figures["in_flight"] == 0
     gaps = [b["at"] - a["at"] for a, b in zip(items, items[1:])]
     assert min(gaps) > 0.25, gaps                    # Crawl-delay across both processes
+
+
+def test_a_file_stored_between_look_and_claim_is_not_fetched_again(redis_url, site):
+    first, second = robots_for(redis_url), robots_for(redis_url)
+    assert second.store.get(origin_of(site.url)) is None      # the second process looks: nothing
+    assert first.allowed(Seed(site.url + "/a"))               # the first fetches and stores it
+    # the second goes on to fetch it: its claim is refused, since it is stored, and it reads that
+    assert not second.store.claim(origin_of(site.url), 10)
+    status, body, _ = second._fetch(origin_of(site.url))
+    assert status == 200 and body == RULES.encode()
+    assert len(site.asked_from) == 1

@@ -93,6 +93,9 @@ class Robots:
     def _fetch(self, origin):
         """(status, body, ttl) of `origin`'s robots.txt, fetched by this process and stored."""
         if not self.store.claim(origin, self.fetch_timeout):
+            found = self.store.get(origin)      # stored by another process since we looked
+            if found is not None:
+                return found
             raise NotYet("robots.txt of %s is being fetched by another process" % origin,
                          self.CLAIM_WAIT)
         try:

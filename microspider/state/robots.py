@@ -15,6 +15,13 @@ absent, or answers how long to wait, in one round trip::
 The gateway (SpiderState) names the keys.
 """
 
+# KEYS: robots, lock. ARGV: ttl ms. 1: claimed; 0: stored meanwhile or claimed by another.
+CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[1], 'NX') then return 1 end
+return 0
+"""
+
 SPACE = """
 if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 0 end
 local left = redis.call('PTTL', KEYS[1])
@@ -30,6 +37,7 @@ class RobotsStore:
         self.client = client
         self.robots_key, self.lock_key, self.delay_key = robots_key, lock_key, delay_key
         self._space = client.register_script(SPACE)
+        self._claim = client.register_script(CLAIM)
 
     def get(self, origin):
         """(status, body, seconds it is kept still) of `origin`'s stored robots.txt, or None."""
@@ -50,8 +58,10 @@ class RobotsStore:
         pipe.execute()
 
     def claim(self, origin, ttl):
-        """True when this caller may fetch `origin`'s robots.txt (nobody else is, for `ttl` s)."""
-        return bool(self.client.set(self.lock_key(origin), b"1", nx=True, px=max(int(ttl * 1000), 1)))
+        """True when this caller may fetch `origin`'s robots.txt: nobody else is (for `ttl` s)
+        and nobody stored it since the caller looked (one script: no second fetch)."""
+        return bool(self._claim(keys=[self.robots_key(origin), self.lock_key(origin)],
+                                args=[max(int(ttl * 1000), 1)]))
 
     def release(self, origin):
         self.client.delete(self.lock_key(origin))
