@@ -306,3 +306,33 @@ def test_a_retry_after_over_the_cap_sends_the_seed_to_the_backlog(tmp_path, redi
     assert site.count("/p/0") == 1                 # asked once, not retried through the same client
     assert figures["backlog_over_age"] == 1 and figures["failures"] == 0
     assert figures["throttled"] == 1 and figures["cooling"] == 1
+
+
+def test_held_seeds_stay_in_flight_and_go_back_on_sigterm(tmp_path, redis_url):
+    """Seeds waiting for a cool-down are in flight: SIGTERM puts them back in the work queue."""
+    import signal
+
+    from tests.crawl import finish, start
+    from tests.servers import wait_until
+
+    site = Site(lambda handler, path, attempt: (429, {"Retry-After": "300"}, "later")).start()
+    store = "sqlite:///%s/s.sqlite3" % tmp_path
+    conn = ("--redis", redis_url, "--mongo-uri", store)
+    try:
+        write_spider(tmp_path, "s.py", SPIDER.replace("thr", "held"), url=site.url, pages=20)
+        proc = start("run", "s.py", "--pool", "4", "--forever", *conn, cwd=tmp_path)
+        try:
+            wait_until(lambda: stat(tmp_path, "s.py", *conn)["throttled"] >= 1, timeout=30,
+                       message="a 429 counted")
+            figures = stat(tmp_path, "s.py", *conn)
+            assert figures["in_flight"] == 20 and figures["cooling"] == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code, _, err = finish(proc, timeout=30)
+        figures = stat(tmp_path, "s.py", *conn)
+    finally:
+        site.stop()
+    assert code == 0, err[-2000:]
+    assert figures["work"] == 20 and figures["in_flight"] == 0
+    assert figures["backlog"] == 0 and figures["failures"] == 0
+    assert sum(site.count("/p/%d" % i) for i in range(20)) <= 4   # only what was in flight at first

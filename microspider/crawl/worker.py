@@ -349,14 +349,15 @@ class Worker:
 
     def _flush(self, attempts=None):
         batch, self.batch = self.batch, Batch()
-        if not batch:
+        throttle = self.fetcher.throttle
+        throttled = throttle.pop_answers() if throttle is not None else 0
+        if not batch and not throttled:   # held seeds finish nothing, but their 429s count now
             return
         stored = self._save(batch)
         outcome = batch.outcome(self.name, stored, self.settings, self.now(), self.linked)
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
-        if self.fetcher.throttle is not None:
-            outcome.count("throttled", self.fetcher.throttle.pop_answers())
+        outcome.count("throttled", throttled)
         sessions = getattr(self.fetcher, "sessions", None)
         if sessions is not None:  # counted in this batch's transaction: no extra round trip
             outcome.count("session_round_trips", sessions.store.pop_round_trips())
