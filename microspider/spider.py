@@ -30,7 +30,8 @@ class Spider:
     ``parse`` yields Seeds (to this spider's own work queue) and dicts (items; an
     ``_id`` makes the write an upsert).  Anything it raises sends the response to
     the failure store and the seed to the backlog.  Class attributes named like
-    run options (``retry = 5``, ``pool = 50``) override microspider.cfg.
+    run options (``retry = 5``, ``pool = 50``, ``robots = True``, ``robots_agent =
+    "mybot"``, ``max_retry_after = 120``) override microspider.cfg.
     """
 
     name = None
