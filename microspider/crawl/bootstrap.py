@@ -60,8 +60,10 @@ def run_worker(job_text):
                            host_limiter=(state.host_rate_limiter(settings.rate_per_host)
                                          if settings.rate_per_host else None))
     fetcher.throttle = Throttle(state.cooldowns(), settings.max_retry_after)
-    robots = (Robots(state.robots_store(), fetcher, settings.robots_agent) if settings.robots
-              else None)
+    robots = None
+    if settings.robots:
+        robots = Robots(state.robots_store(), _robots_fetcher(spider, settings, fetcher, proxies),
+                        settings.robots_agent)
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
                     monitor=monitor, robots=robots)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
@@ -72,6 +74,18 @@ def run_worker(job_text):
         sessions["sessions"].close()
     store.close()
     return 1 if worker.failed else 0
+
+
+def _robots_fetcher(spider, settings, fetcher, proxies):
+    """The fetcher of robots.txt: the pages' own, but plain HTTP (same proxies and headers) when
+    pages are rendered, since a browser shows a text file wrapped in HTML."""
+    if not settings.render:
+        return fetcher
+    from ..transport.fetcher import Urllib3Fetcher
+
+    plain = Urllib3Fetcher(spider, settings, proxies=proxies)
+    plain.throttle = fetcher.throttle
+    return plain
 
 
 def session_pool(spider, settings, state, proxies):
