@@ -218,3 +218,15 @@ def test_held_seeds_stay_in_flight_and_go_back_on_sigterm(tmp_path, redis_url):
     assert figures["work"] == 20 and figures["in_flight"] == 0
     assert figures["backlog"] == 0 and figures["failures"] == 0
     assert sum(site.count("/p/%d" % i) for i in range(20)) <= 4   # only what was in flight at first
+
+
+def test_metrics_show_throttling_and_robots_figures():
+    from microspider.ops.stats import STAT_KEYS
+    from microspider.web.metrics import exposition
+
+    figures = {key: 0 for key in STAT_KEYS}
+    figures.update(throttled=12, cooling=2, robots_denied=5, failures_by_error={})
+    text = exposition(lambda: {"shop": (figures, 40)}).decode()
+    assert 'microspider_throttled_total{spider="shop"} 12.0' in text
+    assert 'microspider_cooling{spider="shop"} 2.0' in text
+    assert 'microspider_robots_denied_total{spider="shop"} 5.0' in text
