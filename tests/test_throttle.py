@@ -230,3 +230,28 @@ def test_metrics_show_throttling_and_robots_figures():
     assert 'microspider_throttled_total{spider="shop"} 12.0' in text
     assert 'microspider_cooling{spider="shop"} 2.0' in text
     assert 'microspider_robots_denied_total{spider="shop"} 5.0' in text
+
+
+def test_a_host_cooling_through_one_proxy_is_fetched_through_another(cooldowns):
+    from microspider import Spider
+    from microspider.config import Settings
+    from microspider.proxies import ProxyPool
+    from microspider.transport.fetcher import Urllib3Fetcher
+
+    class Quiet(Spider):
+        name = "t"
+
+        def parse(self, response, seed):
+            return ()
+
+    pool = ProxyPool(["http://127.0.0.1:3001", "http://127.0.0.1:3002"])
+    fetcher = Urllib3Fetcher(Quiet(), Settings(retry=0, timeout=5, pool=2), proxies=pool)
+    fetcher.throttle = Throttle(cooldowns, cap=600)
+    first, second = pool.proxies
+    cooldowns.throttle(member("h.example", first), 30, 600)
+    assert fetcher._cool_proxy("h.example", []).url == second.url
+    cooldowns.throttle(member("h.example", second), 5, 600)
+    with pytest.raises(Throttled) as caught:
+        fetcher._cool_proxy("h.example", [])
+    assert 4 < caught.value.wait <= 5                       # the shortest wait of the two
+    assert fetcher._cool_proxy("other.example", []) is not None
