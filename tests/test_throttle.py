@@ -255,4 +255,3 @@ def test_a_host_cooling_through_one_proxy_is_fetched_through_another(cooldowns):
         fetcher._cool_proxy("h.example", [])
     assert 4 < caught.value.wait <= 5                       # the shortest wait of the two
     assert fetcher._cool_proxy("other.example", []) is not None
-
