@@ -14,7 +14,7 @@ import time
 import redis
 
 from tests import sitemap_site as sm
-from tests.crawl import cli_env, command, write_spider
+from tests.crawl import cli_env, write_spider
 from tests.servers import RedisServer, Site
 
 SPIDER = '''

@@ -1,7 +1,6 @@
 """Sitemaps for the tests and the benchmark: an index of gzip files, text, a bomb, nested indexes."""
 import gzip
 import io
-import zlib
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
 

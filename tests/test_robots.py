@@ -1,6 +1,4 @@
 """robots.txt (--robots): RFC 9309 rules by Protego, shared through the real redis-server."""
-import threading
-import time
 
 import pytest
 
