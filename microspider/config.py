@@ -191,6 +191,13 @@ OPTIONS = [
     Option("session_max_uses", _pos_int, 50, "requests a session serves before it is retired"),
     Option("session_warmup", _warmup, None, "render: the first page of a new session is rendered "
            "in Chromium, the rest fetched with the cookies it earned"),
+    Option("max_retry_after", _nonneg_float, 600.0, "longest Retry-After honoured: a host that "
+           "answers 429 (or 503 with Retry-After) cools down that long at most, and a seed asked to "
+           "wait longer goes to the backlog"),
+    Option("robots", _flag, False, "obey each origin's robots.txt (fetched once, shared through "
+           "Redis for 24 h): disallowed seeds are skipped (robots_denied), Crawl-delay spaces requests"),
+    Option("robots_agent", _text, "*", "the user-agent token whose robots.txt group applies "
+           "[default: the * group]"),
     Option("render_recycle", _pos_int, 200, "pages a browser renders before it is replaced"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}

@@ -63,3 +63,25 @@ class LockTimeout(MicrospiderError, TimeoutError):
 
 class SendOutsideParse(MicrospiderError, RuntimeError):
     """``Spider.send`` was called while the framework ran neither ``parse`` nor ``start_seeds``."""
+
+
+class NotYet(MicrospiderError):
+    """A seed that may not be fetched now: the worker holds it `wait` seconds, then tries again.
+
+    Not a failure: it counts toward neither ``--retry`` nor the failure store.
+    """
+
+    def __init__(self, message, wait):
+        super().__init__(message)
+        self.wait = wait
+
+
+class Throttled(NotYet):
+    """The host answered 429 (or 503 with Retry-After), or is cooling down after one: wait `wait` s.
+
+    `over_cap`: its Retry-After is longer than ``--max-retry-after``; the seed goes to the backlog.
+    """
+
+    def __init__(self, message, wait, over_cap=False):
+        super().__init__(message, wait)
+        self.over_cap = over_cap

@@ -30,7 +30,8 @@ class Spider:
     ``parse`` yields Seeds (to this spider's own work queue) and dicts (items; an
     ``_id`` makes the write an upsert).  Anything it raises sends the response to
     the failure store and the seed to the backlog.  Class attributes named like
-    run options (``retry = 5``, ``pool = 50``) override microspider.cfg.
+    run options (``retry = 5``, ``pool = 50``, ``robots = True``, ``robots_agent =
+    "mybot"``, ``max_retry_after = 120``) override microspider.cfg.
     """
 
     name = None
@@ -75,8 +76,12 @@ class Spider:
                                   % type(self).__name__)
 
     def is_banned(self, response):
-        """True when the site refused us (the fetch is retried through another proxy)."""
-        return response.status_code in (403, 429) or not response.content
+        """True when the site refused us (the fetch is retried through another proxy).
+
+        A 429 (or a 503 with Retry-After) is not a ban but throttling: the host
+        cools down for every process and the seed waits, its proxy and session kept.
+        """
+        return response.status_code == 403 or not response.content
 
     def send(self, seed_or_url, to=None):
         """Queue a seed (or URL) to spider ``to``'s work queue; default: this spider's."""

@@ -27,7 +27,7 @@ from tests.webserver import WebServer, store_uri
 PASSWORD = "pw-9f3kq-never-shown"
 # What microspider needs, found by running run -w 2 + stat + web + /metrics as this user.
 ACL_RIGHTS = ("resetkeys ~microspider:* resetchannels -@all +@read +@write +@transaction +@scripting "
-              "+@connection -@dangerous +info +wait +select +client|setinfo")
+              "+@connection -@dangerous +info +wait +select +time +client|setinfo")
 ONE_PAGE_SPIDER = '''
 class Pages(Spider):
     name = "pages"

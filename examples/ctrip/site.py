@@ -214,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             return self._drop(site)
         if fault in ("503", "500"):
-            return self._refuse(site, int(fault), "服务器繁忙，请稍后再试", {"Retry-After": "1"})
+            return self._refuse(site, int(fault), "服务器繁忙，请稍后再试")  # a fault, not throttling: no Retry-After
         if fault == "captcha":
             site.counts.count_answer("captcha")
             return self._send(200, pages.captcha_page())

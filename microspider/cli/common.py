@@ -88,11 +88,13 @@ def option(opt, short=True, **extra):
 def metavar(opt):
     if opt.name == "redis_ca":
         return "FILE"
+    if opt.name == "robots_agent":
+        return "TOKEN"
     return {"_db": "DB", "_nonneg_int": "N", "_pos_int": "N", "_relay_mode": "0|1|2",
             "_fetcher": "curl|urllib3|impersonate", "_duration": "DURATION",
             "_recrawl": "DURATION", "_profile": "PROFILE"}.get(
         opt.convert.__name__, "VALUE" if opt.convert is config._text else "SECONDS"
-        if opt.name in ("idle", "timeout", "relay_delay") else "N")
+        if opt.name in ("idle", "timeout", "relay_delay", "max_retry_after") else "N")
 
 
 def connection_options(short=True):

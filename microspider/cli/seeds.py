@@ -7,7 +7,7 @@ import click
 from ..config import BY_NAME
 from ..connection import mask
 from ..errors import ConfigError
-from ..seed import PRIORITY_RANGE
+from ..seed import PRIORITY_RANGE, Seed
 from .common import Env, cli, connection_options, handle_errors, option, say
 
 # -- push ---------------------------------------------------------------------------
@@ -20,21 +20,32 @@ from .common import Env, cli, connection_options, handle_errors, option, say
 @click.option("--priority", type=click.IntRange(*PRIORITY_RANGE), default=None, metavar="N",
               help="priority of the seeds (higher first; default 0); a file seed's own wins")
 @option(BY_NAME["recrawl"])
+@click.option("--sitemap", "sitemap", default=None, metavar="URL",
+              help="push every <loc> of this sitemap, sitemap index (5 levels) or text sitemap, "
+                   "gzip or not, fetched through the spider's proxies")
+@click.option("--sitemap-filter", "sitemap_filter", default=None, metavar="REGEX",
+              help="with --sitemap: only page URLs this regular expression matches (re.search)")
+@option(BY_NAME["http_proxy"])
 @click.argument("spider")
 @click.argument("urls", nargs=-1)
 @handle_errors
-def push(spider, urls, seed_file, force, priority, **flags):
-    """Add seeds to SPIDER's work queue: URLs as arguments or --file seeds.jsonl.
+def push(spider, urls, seed_file, force, priority, sitemap, sitemap_filter, **flags):
+    """Add seeds to SPIDER's work queue: URLs as arguments, --file seeds.jsonl, or --sitemap URL.
 
     Every seed is checked first: one bad line (reported with its number) and
     nothing is pushed.  --priority N gives the URLs, and the file seeds that
-    have no "priority" field, priority N.
+    have no "priority" field, priority N.  A sitemap file over 50 MB uncompressed
+    or 50,000 URLs is skipped (one line naming it); the others go on.
     """
     from ..ops.seeding import push_seeds, read_seeds
 
     env = Env(spider, flags, allow_name=True)
+    if sitemap_filter is not None and sitemap is None:
+        raise ConfigError("--sitemap-filter needs --sitemap URL")
+    if sitemap is not None:
+        return _push_sitemap(env, sitemap, sitemap_filter, force)
     if not urls and seed_file is None:
-        raise ConfigError("give URLs or --file FILE")
+        raise ConfigError("give URLs, --file FILE or --sitemap URL")
     seeds = read_seeds(urls, seed_file, priority)
     pushed, known = push_seeds(env.redis, env.name, seeds, force=force,
                                recrawl=env.settings.recrawl)
@@ -42,6 +53,40 @@ def push(spider, urls, seed_file, force, priority, **flags):
                                       ", %d already known skipped (queued, in flight, backlogged, "
                                       "failed or cached; --force fetches them again)" % known
                                       if known else ""))
+
+
+def _push_sitemap(env, url, pattern, force):
+    import re
+
+    from ..ops.sitemaps import push_sitemap
+    from ..transport.fetcher import Urllib3Fetcher
+    from ..transport import _Probe
+
+    try:
+        keep = re.compile(pattern) if pattern is not None else None
+    except re.error as exc:
+        raise ConfigError("bad --sitemap-filter %r: %s" % (pattern, exc)) from None
+    try:
+        Seed(url)
+    except ValueError as exc:
+        raise ConfigError("bad --sitemap URL: %s" % exc) from None
+    proxies = None
+    if env.settings.http_proxy:
+        from ..proxies import ProxyPool
+
+        proxies = ProxyPool.from_source(env.settings.http_proxy, redis=env.redis.work)
+    spider = env.spider() if env.spider_cls is not None else _Probe()
+    fetcher = Urllib3Fetcher(spider, env.settings, proxies=proxies)
+    try:
+        report = push_sitemap(env.redis, env.name, fetcher, url, keep=keep, say=say, force=force,
+                              recrawl=env.settings.recrawl)
+    finally:
+        fetcher.close()
+    say("%s: %d seeds pushed from %d sitemap files%s%s%s" % (
+        env.name, report.pushed, report.files,
+        ", %d already cached skipped" % report.cached if report.cached else "",
+        ", %d filtered out" % report.filtered if report.filtered else "",
+        ", %d files skipped" % report.skipped if report.skipped else ""))
 
 
 # -- relay --------------------------------------------------------------------------

@@ -34,6 +34,8 @@ def worker_job(spider_ref, settings, redis_url, store_uri, worker_id, monitor_fd
 def run_worker(job_text):
     """Run one worker process until it is stopped; returns its exit code."""
     from ..transport import make_fetcher
+    from ..transport.throttle import Throttle
+    from .robots import Robots
     from .worker import Monitor, Worker
 
     job = json.loads(job_text)
@@ -57,8 +59,13 @@ def run_worker(job_text):
                            limiter=state.rate_limiter(settings.rate) if settings.rate else None,
                            host_limiter=(state.host_rate_limiter(settings.rate_per_host)
                                          if settings.rate_per_host else None))
+    fetcher.throttle = Throttle(state.cooldowns(), settings.max_retry_after)
+    robots = None
+    if settings.robots:
+        robots = Robots(state.robots_store(), _robots_fetcher(spider, settings, fetcher, proxies),
+                        settings.robots_agent)
     worker = Worker(spider, settings, redis, store, job["id"], fetcher, proxies=proxies,
-                    monitor=monitor)
+                    monitor=monitor, robots=robots)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
     gevent.signal_handler(signal.SIGINT, worker.stop)
     _install_parse_watchdog(worker)
@@ -67,6 +74,18 @@ def run_worker(job_text):
         sessions["sessions"].close()
     store.close()
     return 1 if worker.failed else 0
+
+
+def _robots_fetcher(spider, settings, fetcher, proxies):
+    """The fetcher of robots.txt: the pages' own, but plain HTTP (same proxies and headers) when
+    pages are rendered, since a browser shows a text file wrapped in HTML."""
+    if not settings.render:
+        return fetcher
+    from ..transport.fetcher import Urllib3Fetcher
+
+    plain = Urllib3Fetcher(spider, settings, proxies=proxies)
+    plain.throttle = fetcher.throttle
+    return plain
 
 
 def session_pool(spider, settings, state, proxies):

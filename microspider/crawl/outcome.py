@@ -2,7 +2,8 @@
 
 ``parse_response`` applies the status rule and runs ``parse``.  The worker
 turns what happened to each seed into a record (``Parsed``, ``FetchFailed``,
-``NoProxyLeft``, ``ParseFailed``, ``Cached``, ``Malformed``) and never asks
+``NoProxyLeft``, ``ThrottledTooLong``, ``ParseFailed``, ``RobotsDenied``, ``Cached``,
+``Malformed``) and never asks
 which one it holds: a ``Batch`` of records saves their store part (items,
 failures), then each record writes its Redis part into an ``Outcome``, which
 ``SpiderState.commit`` writes and acknowledges.  ``Outcome.succeeded`` caches a
@@ -91,6 +92,21 @@ class NoProxyLeft(FetchFailed):
     """Not fetched: no proxy of the pool was usable (all benched or gone)."""
 
     counter = "no_proxy"
+
+
+class ThrottledTooLong(FetchFailed):
+    """The host asked us to wait longer than ``--max-retry-after``: to the backlog, not a failure."""
+
+    counter = "throttled_backlogged"
+
+
+class RobotsDenied(Record):
+    """Not fetched: robots.txt disallows it.  Finished like a success with nothing to keep, so
+    it is not met again; counted as ``robots_denied``, not as a page."""
+
+    def write(self, outcome, stored):
+        outcome.succeeded(self.seed, ())
+        outcome.count("robots_denied")
 
 
 class ParseFailed(Record):

@@ -34,6 +34,9 @@ def counts(redis, name, now=None):
         "sessions": sessions,
         "sessions_retired": counters.get("sessions_retired", 0),
         "duplicates": counters.get("duplicates", 0),
+        "throttled": counters.get("throttled", 0),
+        "cooling": state.cooldowns().cooling(now),
+        "robots_denied": counters.get("robots_denied", 0),
         "pages_per_s": round(recent / float(PAGES_WINDOW), 2),
         "counters": counters,
     }

@@ -13,8 +13,16 @@ from a SIGALRM handler that the process entry installs) ends one that never
 yields.  The worker tells its supervisor, through a ``Monitor``, which seeds it
 is processing and that it is alive, so a seed that kills or hangs the whole
 process can be named.
+
+A seed that may not be fetched yet (its host cools down after a 429, a
+robots.txt Crawl-delay, a robots.txt being fetched elsewhere) is *held*: it
+stays in this worker's in-flight list, so ``kill -9`` loses nothing, while its
+greenlet goes on to the next seed; ``_release_due`` hands it back to the pool
+when its time comes.  No pool slot sleeps for a host.
 """
 import collections
+import heapq
+import itertools
 import logging
 import os
 import time
@@ -24,12 +32,12 @@ import gevent.event
 import gevent.queue
 
 from ..backoff import Backoff
-from ..errors import FetchError, MalformedSeed, NoProxy, StoreError
+from ..errors import FetchError, MalformedSeed, NoProxy, NotYet, StoreError, Throttled
 from ..seed import Seed
 from ..state import SpiderState
 from ..state.connection import UNAVAILABLE
 from .outcome import (Batch, Cached, FetchFailed, Malformed, NoProxyLeft, ParseFailed, Parsed,
-                      parse_failure, parse_response, parse_timeout)
+                      RobotsDenied, ThrottledTooLong, parse_failure, parse_response, parse_timeout)
 
 log = logging.getLogger("microspider.worker")
 FLUSH_INTERVAL = 0.05
@@ -37,6 +45,7 @@ IDLE_MAX = 0.5
 BEAT_EVERY = 1.0
 REDIS_DOWN = UNAVAILABLE   # an outage or a cluster failover (MOVED, CLUSTERDOWN, ...): retried
 SHUTDOWN_ATTEMPTS = 8     # Redis retries while stopping (about 15 s)
+HOLD_MAX = 10             # seeds held (waiting for a cooling host) per pool slot before taking stops
 
 
 class ParseInterrupt(BaseException):
@@ -103,7 +112,7 @@ class Worker:
     """Runs one spider in this process until ``stop()``."""
 
     def __init__(self, spider, settings, redis, store, worker_id, fetcher, proxies=None,
-                 monitor=None, clock=time.monotonic, now=time.time):
+                 monitor=None, clock=time.monotonic, now=time.time, robots=None):
         self.spider = spider
         self.settings = settings
         self.name = spider.name
@@ -112,6 +121,7 @@ class Worker:
         self.id = worker_id
         self.fetcher = fetcher
         self.proxies = proxies
+        self.robots = robots          # a crawl.robots.Robots with --robots
         self.monitor = monitor or Monitor()
         self.clock, self.now = clock, now
         self.local = gevent.queue.Queue()
@@ -123,6 +133,9 @@ class Worker:
         self.parsing = {}             # greenlet -> when its parse started (clock)
         self.stopping = False
         self.done = gevent.event.Event()
+        self.held = []                # heap of (due clock, order, raw, seed): seeds told to wait
+        self._order = itertools.count()
+        self._due_changed = gevent.event.Event()
         self.paused_until = 0.0       # no usable proxy: take nothing until then
         self.failed = False           # the feeder or flusher died: exit non-zero
         self._warned = {}
@@ -135,7 +148,7 @@ class Worker:
         flusher = gevent.spawn(self._flush_loop)
         for greenlet in (feeder, flusher):
             greenlet.link_exception(self._crashed)
-        helpers = [gevent.spawn(self._watch_parent)]
+        helpers = [gevent.spawn(self._watch_parent), gevent.spawn(self._release_due)]
         if self.proxies is not None:
             helpers.append(gevent.spawn(self._tend_proxies))
         self.done.wait()
@@ -169,14 +182,15 @@ class Worker:
         idle = Backoff(0.01, IDLE_MAX)
         pool = self.settings.pool
         while not self.stopping:
-            if self.unfinished > pool:
+            if self.unfinished - len(self.held) > pool or len(self.held) >= HOLD_MAX * pool:
                 gevent.sleep(0.005)
                 continue
             pause = self.paused_until - self.clock()
             if pause > 0:
                 gevent.sleep(min(pause, 1.0))
                 continue
-            raws = self._retry_redis(lambda: self._take(2 * pool - self.unfinished), "take")
+            want = 2 * pool - (self.unfinished - len(self.held))
+            raws = self._retry_redis(lambda: self._take(want), "take")
             if self.take_failed:
                 self._retry_redis(self._requeue_unheld, "requeue lost takes")
             if not raws:
@@ -247,7 +261,16 @@ class Worker:
 
     def _process(self, raw, seed):
         try:
+            if self.robots is not None and not self.robots.allowed(seed):
+                return self._record(RobotsDenied(raw, seed))
             response = self.fetcher.fetch(seed)
+        except Throttled as exc:
+            if exc.over_cap:
+                log.info("%s: %s; the seed goes to the backlog", self.name, exc)
+                return self._record(ThrottledTooLong(raw, seed))
+            return self._hold(raw, seed, exc.wait)
+        except NotYet as exc:
+            return self._hold(raw, seed, exc.wait)
         except NoProxy as exc:
             wait = (self.proxies.next_ready_in() if self.proxies else None) or 5.0
             self.paused_until = max(self.paused_until, self.clock() + wait)
@@ -295,6 +318,25 @@ class Worker:
         if started is not None and self.clock() - started > self.settings.parse_timeout:
             raise ParseInterrupt()
 
+    def _hold(self, raw, seed, wait):
+        """Keep a seed (still in flight) until `wait` seconds have passed; the greenlet moves on."""
+        heapq.heappush(self.held, (self.clock() + wait, next(self._order), raw, seed))
+        self._due_changed.set()
+
+    def _release_due(self):
+        """Hand held seeds back to the pool as they come due (a greenlet)."""
+        while True:
+            self._due_changed.clear()
+            if not self.held:
+                self._due_changed.wait()
+                continue
+            left = self.held[0][0] - self.clock()
+            if left > 0:
+                self._due_changed.wait(left)
+                continue
+            _, _, raw, seed = heapq.heappop(self.held)
+            self.local.put((raw, seed))
+
     def _record(self, record):
         self.batch.add(record)
         self.unfinished -= 1
@@ -307,12 +349,15 @@ class Worker:
 
     def _flush(self, attempts=None):
         batch, self.batch = self.batch, Batch()
-        if not batch:
+        throttle = self.fetcher.throttle
+        throttled = throttle.pop_answers() if throttle is not None else 0
+        if not batch and not throttled:   # held seeds finish nothing, but their 429s count now
             return
         stored = self._save(batch)
         outcome = batch.outcome(self.name, stored, self.settings, self.now(), self.linked)
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
+        outcome.count("throttled", throttled)
         sessions = getattr(self.fetcher, "sessions", None)
         if sessions is not None:  # counted in this batch's transaction: no extra round trip
             outcome.count("session_round_trips", sessions.store.pop_round_trips())

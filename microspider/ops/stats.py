@@ -6,7 +6,8 @@ from ..state import SpiderState, spiders
 
 STAT_KEYS = ("work", "backlog", "backlog_due", "backlog_waiting", "backlog_over_age", "in_flight",
              "quarantined", "cached", "failures", "failures_by_error", "items", "workers",
-             "pages_per_s", "sessions", "sessions_retired", "duplicates")
+             "pages_per_s", "sessions", "sessions_retired", "duplicates", "throttled", "cooling",
+             "robots_denied")
 
 __all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "cache_due", "format_stat", "waiting_on", "spiders",
            "watch"]
@@ -54,6 +55,9 @@ def format_stat(name, s, due=None, recrawl=None):
                 s["failures"], errors, s["workers"], s["pages_per_s"]))
     if s["sessions"] or s["sessions_retired"]:
         text += "\n  sessions %d live, %d retired" % (s["sessions"], s["sessions_retired"])
+    if s["throttled"] or s["cooling"] or s["robots_denied"]:
+        text += "\n  throttled %d (hosts cooling now %d) | robots.txt denied %d" % (
+            s["throttled"], s["cooling"], s["robots_denied"])
     return text
 
 

@@ -32,8 +32,10 @@ from .locks import Lock
 from . import queue
 from .queue import WorkQueue
 from .ratelimit import HostRateLimiter, RateLimiter
+from .robots import RobotsStore
 from .sessions import SessionStore
 from .scripts import ALERT_ONCE, RECLAIM, REQUEUE, REQUEUE_UNHELD, TAKE
+from .throttle import Cooldowns
 
 HEARTBEAT_TTL = 15.0
 CHUNK = 1000
@@ -471,6 +473,18 @@ class SpiderState:
         """The ``--rate-per-host`` buckets of this spider."""
         return HostRateLimiter(self.client, lambda host: keys.ratelimit(self.name, host), rate, burst)
 
+    # -- throttling and robots.txt -------------------------------------------------------------
+    def cooldowns(self):
+        """The cool-downs of hosts that throttled this spider (429, 503 + Retry-After)."""
+        return Cooldowns(self.client, keys.cooling(self.name), keys.cooling_steps(self.name))
+
+    def robots_store(self):
+        """The robots.txt files and Crawl-delay slots of this spider (``--robots``)."""
+        name = self.name
+        return RobotsStore(self.client, lambda origin: keys.robots(name, origin),
+                           lambda origin: keys.robots_lock(name, origin),
+                           lambda host: keys.crawl_delay(name, host))
+
     # -- clearing ---------------------------------------------------------------------------
     def clear_work(self):
         """Delete the work queue, every level; returns how many seeds went."""
@@ -484,9 +498,10 @@ class SpiderState:
         name = self.name
         fixed = [keys.workers(name), keys.stats(name), keys.pages(name), keys.meta(name), keys.crashes(name),
                  keys.upstream(name), keys.seeding(name), keys.relaylock(name), keys.ratelimit(name)]
-        fixed.append(keys.sessions(name))
+        fixed += [keys.sessions(name), keys.cooling(name), keys.cooling_steps(name)]
         patterns = [keys.inflight(name, "*"), keys.ratelimit(name, "*"), keys.alerted(name, "*"),
-                    keys.session(name, "*")]
+                    keys.session(name, "*"), keys.robots(name, "*"), keys.robots_lock(name, "*"),
+                    keys.crawl_delay(name, "*")]
         found = fixed + [k for p in patterns for k in self.client.scan_iter(match=p, count=CHUNK)]
         n = 0
         for start in range(0, len(found), CHUNK):

@@ -36,6 +36,15 @@ key                                             type    holds
 ``microspider:{NAME}:relaylock``                string  lock held while the backlog is unparked
 ``microspider:{NAME}:ratelimit``                hash    token bucket of ``--rate``
 ``microspider:{NAME}:ratelimit:HOST``           hash    token bucket of ``--rate-per-host``
+``microspider:{NAME}:cooling``                  zset    hosts cooling down after a 429 / 503 + Retry-After:
+                                                        "HOST|PROXY" -> end of the cool-down (server ms)
+``microspider:{NAME}:cooling:steps``            hash    "HOST|PROXY" -> last doubling step (ms) of a host
+                                                        throttled without Retry-After; reset on a success
+``microspider:{NAME}:robots:ORIGIN``            string  an origin's robots.txt as fetched ("STATUS\n" +
+                                                        body), 24 h; a short-lived "5xx" when unreachable
+``microspider:{NAME}:robotslock:ORIGIN``        string  held by the one process fetching that robots.txt
+``microspider:{NAME}:crawldelay:HOST``          string  present while HOST's robots.txt Crawl-delay has
+                                                        not passed since the last request to it
 ``microspider:{NAME}:alerted:KIND``             string  when the last alert of KIND was sent (epoch s)
 ``microspider:{NAME}:sessions``                 hash    live sessions: id -> identity JSON (proxy, agent,
                                                         profile); at most ``--sessions`` fields
@@ -144,3 +153,23 @@ def sessions(name):
 def session(name, sid):
     """One session's uses and cookie jar ("" gives the prefix the Lua script appends to)."""
     return _key(name, "session", sid)
+
+
+def cooling(name):
+    return _key(name, "cooling")
+
+
+def cooling_steps(name):
+    return _key(name, "cooling", "steps")
+
+
+def robots(name, origin):
+    return _key(name, "robots", origin)
+
+
+def robots_lock(name, origin):
+    return _key(name, "robotslock", origin)
+
+
+def crawl_delay(name, host):
+    return _key(name, "crawldelay", host)

@@ -30,7 +30,7 @@ import urllib3
 from urllib3.util.retry import Retry
 
 from .. import __version__
-from ..errors import FetchError, NoProxy
+from ..errors import FetchError, NoProxy, Throttled
 from .response import make_response, sent_request
 
 # 407: the proxy refused us; retried through another one
@@ -48,6 +48,7 @@ class Fetcher:
 
     default_headers = DEFAULT_HEADERS
     transport_errors = FETCH_ERRORS
+    throttle = None  # a transport.throttle.Throttle: 429s cool the host down, for every process
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, sessions=None):
@@ -75,7 +76,8 @@ class Fetcher:
             if attempt:
                 self.retries += 1
             session = self._session(host, in_sessions)
-            proxy = self.sessions.proxy_of(session) if session else self._proxy(host, tried)
+            proxy = self.sessions.proxy_of(session) if session else self._cool_proxy(host, tried)
+            doubling = self.throttle.before(host, proxy) if self.throttle else False
             self._wait_rate(host)
             started = time.monotonic()
             try:
@@ -86,6 +88,8 @@ class Fetcher:
                 reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
                 self._report(proxy, host, False)
                 continue
+            if self.throttle is not None:  # throttling is neither a ban nor a failed attempt
+                self.throttle.after(response, host, proxy, doubling)
             if session is not None and self.spider.is_banned(response):
                 reason = "HTTP %d (banned; session retired)" % response.status_code
                 self.sessions.retire(session, "banned", host)  # the proxy is judged by the pool
@@ -96,6 +100,32 @@ class Fetcher:
                 self._report(proxy, host, False)
                 continue
             self._report(proxy, host, True, time.monotonic() - started)
+            return response
+        raise FetchError("%s after %d attempts: %s" % (seed.url, self.retry + 1, reason))
+
+    def fetch_resource(self, seed):
+        """`seed` fetched as a page would be (proxy, session, identity, rate limits, cool-downs),
+        with its status as answered, banned or not: robots.txt, sitemaps.
+
+        Retried through other proxies on connection errors only; FetchError when none answered.
+        """
+        host = urlsplit(seed.url).hostname
+        tried, in_sessions, reason = [], [], None
+        for attempt in range(self.retry + 1):
+            session = self._session(host, in_sessions)
+            proxy = self.sessions.proxy_of(session) if session else self._cool_proxy(host, tried)
+            doubling = self.throttle.before(host, proxy) if self.throttle else False
+            self._wait_rate(host)
+            try:
+                response = self._exchange(seed, proxy, session)
+            except self.transport_errors as exc:
+                if isinstance(exc, NoProxy):
+                    raise
+                reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
+                self._report(proxy, host, False)
+                continue
+            if self.throttle is not None:
+                self.throttle.after(response, host, proxy, doubling)
             return response
         raise FetchError("%s after %d attempts: %s" % (seed.url, self.retry + 1, reason))
 
@@ -121,6 +151,24 @@ class Fetcher:
     def request_once(self, seed, proxy=None):
         """One exchange through `proxy`, no retry, status as answered (``proxy check``)."""
         return self._request(seed, proxy)
+
+    def _cool_proxy(self, host, tried):
+        """The next proxy (None: direct) through which `host` is not cooling down.
+
+        Throttled (the shortest wait) when it cools down through every proxy tried."""
+        if self.throttle is None or self.proxies is None:
+            return self._proxy(host, tried)
+        cooling = None
+        for _ in range(len(self.proxies)):
+            proxy = self._proxy(host, tried)
+            try:
+                self.throttle.before(host, proxy)
+                return proxy
+            except Throttled as exc:
+                cooling = exc if cooling is None or exc.wait < cooling.wait else cooling
+                if len(set(p.url for p in tried)) >= len(self.proxies):
+                    break
+        raise cooling
 
     def _proxy(self, host, tried):
         if self.proxies is None:
@@ -204,6 +252,38 @@ class Urllib3Fetcher(Fetcher):
                     final = urljoin(final, step.redirect_location)
         return make_response(raw.status, final, raw.headers, content,
                              sent_request(seed.method, url, headers, body), reason=raw.reason)
+
+    def stream(self, seed, chunk=65536):
+        """The body of `seed` in chunks of about `chunk` bytes, never whole in memory (sitemaps).
+
+        Through the spider's proxies and headers, retried through another proxy on
+        connection errors; FetchError when no proxy answered or the status is not 2xx.
+        A generator: ``close()`` it to release the connection early.
+        """
+        host = urlsplit(seed.url).hostname
+        tried, reason, raw = [], None, None
+        for _ in range(self.retry + 1):
+            proxy = self._proxy(host, tried)
+            try:
+                raw = self._manager(proxy).urlopen(
+                    seed.method, seed.request_url(), body=seed.body(), headers=self.request_headers(seed),
+                    timeout=self._timeout, retries=REDIRECTS, redirect=True, preload_content=False,
+                    decode_content=True)
+                break
+            except self.transport_errors as exc:
+                reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
+                self._report(proxy, host, False)
+        if raw is None:
+            raise FetchError("%s after %d attempts: %s" % (seed.url, self.retry + 1, reason))
+        try:
+            if not 200 <= raw.status < 300:
+                raise FetchError("HTTP %d from %s" % (raw.status, seed.url))
+            try:
+                yield from raw.stream(chunk, decode_content=True)
+            except self.transport_errors as exc:
+                raise FetchError("%s: %s" % (type(exc).__name__, _first_line(exc))) from None
+        finally:
+            raw.close()
 
     def _read_body(self, raw):
         length = raw.headers.get("Content-Length")

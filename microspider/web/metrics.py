@@ -3,9 +3,10 @@
 Gauges (label ``spider``, the numbers of ``stat --json``): microspider_work,
 microspider_backlog, microspider_in_flight, microspider_cached,
 microspider_items, microspider_failures, microspider_workers,
-microspider_sessions; and the counters microspider_pages_total (pages done,
-the ``ok`` counter), microspider_sessions_retired_total and
-microspider_duplicates_total (seeds not queued: their URL was already known).
+microspider_sessions, microspider_cooling; and the counters
+microspider_pages_total (pages done, the ``ok`` counter),
+microspider_sessions_retired_total, microspider_throttled_total,
+microspider_robots_denied_total and microspider_duplicates_total (seeds not queued: their URL was already known).
 """
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -19,6 +20,14 @@ GAUGES = (
     ("failures", "Failure documents stored"),
     ("workers", "Live worker processes"),
     ("sessions", "Live sessions (--sessions)"),
+    ("cooling", "Hosts (per proxy) cooling down after a 429 or a 503 with Retry-After"),
+)
+COUNTERS = (
+    ("sessions_retired", "Sessions retired (banned, used up, or their proxy dropped)"),
+    ("throttled", "Throttling answers (429, or 503 with Retry-After)"),
+    ("robots_denied", "Seeds not fetched because robots.txt disallows them"),
+    ("duplicates", "Seeds not queued: the spider already knew their URL (queued, in flight, backlogged, "
+                   "failed or done)"),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -41,17 +50,11 @@ class SpiderCollector:
         for name, (_, done) in sorted(found.items()):
             pages.add_metric([name], done)
         yield pages
-        retired = CounterMetricFamily("microspider_sessions_retired", "Sessions retired (banned, used "
-                                      "up, or their proxy dropped)", labels=["spider"])
-        for name, (stat, _) in sorted(found.items()):
-            retired.add_metric([name], stat["sessions_retired"])
-        yield retired
-        dups = CounterMetricFamily("microspider_duplicates", "Seeds not queued: the spider already "
-                                   "knew their URL (queued, in flight, backlogged, failed or done)",
-                                   labels=["spider"])
-        for name, (stat, _) in sorted(found.items()):
-            dups.add_metric([name], stat["duplicates"])
-        yield dups
+        for field, text in COUNTERS:
+            family = CounterMetricFamily("microspider_" + field, text, labels=["spider"])
+            for name, (stat, _) in sorted(found.items()):
+                family.add_metric([name], stat[field])
+            yield family
 
 
 def exposition(read):
