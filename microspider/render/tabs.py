@@ -64,10 +64,6 @@ class Tab:
     def send(self, method, params=None, timeout=None):
         return self.cdp.send(method, params, self.session, timeout)
 
-    def execute_cdp_cmd(self, method, params):
-        """Selenium's spelling of ``send``, for the helpers that read a page's XHR bodies."""
-        return self.send(method, params)
-
     def _event(self, method, params):
         """Runs in the socket's reader: must not wait for the browser."""
         if method == "Fetch.requestPaused":

@@ -19,10 +19,8 @@ import functools
 import threading
 import time
 
-import urllib3
-
 from ..errors import FetchError
-from ..render.browser import Browser, find_browser, find_driver
+from ..render.browser import Browser, find_browser
 from ..render.cdp import BrowserGone
 from ..render.pool import BrowserPool
 from ..render.tabs import render_page
@@ -36,9 +34,6 @@ DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 class RenderFetcher(Fetcher):
     """Fetches seeds by rendering them in headless Chromium; same interface as Fetcher."""
 
-    # chromedriver is called over HTTP with urllib3: a hung browser is a urllib3 read timeout
-    transport_errors = Fetcher.transport_errors + (urllib3.exceptions.HTTPError,)
-
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, launch=None, sessions=None):
         super().__init__(spider, settings, proxies=proxies, limiter=limiter,
@@ -46,8 +41,7 @@ class RenderFetcher(Fetcher):
         if sessions is not None:
             sessions.render_with(self, every_page=True)  # each page's cookies go to its session
         if launch is None:
-            browser = find_browser(settings.browser)
-            launch = functools.partial(Browser, browser, find_driver(browser),
+            launch = functools.partial(Browser, find_browser(settings.browser),
                                        timeout=settings.timeout)
         self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
                                 settings.render_tabs, verify=bool(spider.verify),
