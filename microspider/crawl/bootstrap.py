@@ -82,6 +82,8 @@ def session_pool(spider, settings, state, proxies):
         renderer = fetcher_class("browser")(spider, settings)
     return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
                                     proxies=proxies, agents=spider.user_agents,
+                                    language=next((v for k, v in (spider.headers or {}).items()
+                                                   if k.lower() == "accept-language"), None),
                                     profile=getattr(settings, "impersonate", None), renderer=renderer,
                                     patience=2 * settings.timeout if renderer or settings.render
                                     else 5.0)}

@@ -20,6 +20,7 @@ import threading
 import time
 
 from ..errors import FetchError
+from ..identity import of_browser
 from ..render.browser import Browser, find_browser
 from ..render.cdp import BrowserGone
 from ..render.pool import BrowserPool
@@ -52,6 +53,7 @@ class RenderFetcher(Fetcher):
         self.wait = getattr(spider, "render_wait", None)
         self.want_xhr = bool(getattr(spider, "render_xhr", False))
         self.want_screenshot = bool(getattr(spider, "render_screenshot", False))
+        self._own_identity = None
 
     def fetch(self, seed):
         """Fetcher.fetch, one seed per browser page at a time.
@@ -65,8 +67,11 @@ class RenderFetcher(Fetcher):
     def _request(self, seed, proxy):
         return self._in_browser(seed, proxy, self._render)
 
-    def warm(self, seed, proxy):
+    def warm(self, seed, proxy, identity=None):
         """Render `seed` through `proxy` with no cookie but the seed's own; (Response, browser cookies).
+
+        `identity` is the session's (microspider.identity): the tab presents it
+        exactly, so the fetcher that goes on with the cookies is the same client.
 
         The cookies are the tab's after the page (``Network.getAllCookies`` in the
         tab's own browser context: name, value, domain with a leading dot for a
@@ -74,7 +79,7 @@ class RenderFetcher(Fetcher):
         each page starts from an empty jar, so no session's cookies reach another.
         """
         def render(tab, seed):
-            response = self._render(tab, seed)
+            response = self._render(tab, seed, identity)
             return response, tab.send("Network.getAllCookies")["cookies"]
 
         return self._in_browser(seed, proxy, render)   # the browser pool bounds the pages at once
@@ -97,13 +102,23 @@ class RenderFetcher(Fetcher):
         finally:
             self.pool.release(tab, broken)
 
-    def _render(self, tab, seed):
+    def _render(self, tab, seed, identity=None):
         shot = self.want_screenshot or bool(seed.meta.get("screenshot"))
         url, sent = seed.request_url(), self._headers(seed)
         page = render_page(tab, url, sent, seed.cookies, self.wait, self.page_timeout,
-                           screenshot=shot, xhr=self.want_xhr)
+                           screenshot=shot, xhr=self.want_xhr, identity=identity)
         return rendered_response(page.events, page.html, url, sent, screenshot=page.screenshot,
                                  xhr=page.xhr)
+
+    def own_identity(self):
+        """The identity of this fetcher's Chromium, without its headless tell (starts one if none)."""
+        if self._own_identity is None:
+            tab = self.pool.acquire(None)
+            try:
+                self._own_identity = of_browser(tab.browser.user_agent, _language(self.spider.headers))
+            finally:
+                self.pool.release(tab)
+        return self._own_identity
 
     def _headers(self, seed):
         """The headers the seed is sent with: the spider's, the seed's, a User-Agent."""
@@ -135,3 +150,7 @@ def rendered_response(events, html, request_url, sent_headers, **extras):
         encoding="utf-8",
         set_cookie=set_cookie.split("\n") if set_cookie else None,  # Chromium joins repeats with newlines
         **extras)
+
+
+def _language(headers):
+    return next((v for k, v in (headers or {}).items() if k.lower() == "accept-language"), None)

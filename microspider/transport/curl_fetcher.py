@@ -127,8 +127,13 @@ class CurlFetcher(Fetcher):
             self._free.append(handle)
         reason, answer_headers, cookies = _parse_head(lines)
         return make_response(status, final, answer_headers, sink.content(),
-                             sent_request(seed.method, url, headers, body), reason=reason,
+                             sent_request(seed.method, url, self._sent_headers(headers), body),
+                             reason=reason,
                              set_cookie=cookies)
+
+    def _sent_headers(self, headers):
+        """The request headers as they went out (``response.request.headers``)."""
+        return headers
 
     def _new_handle(self):
         handle = pycurl.Curl()
