@@ -146,22 +146,28 @@ class S(Spider):
     render = True
     render_wait = "pre:not(:empty)"
     sessions = 2
-    impersonate = "chrome"
-
+{attributes}
     def parse(self, response, seed):
         yield {{"_id": seed.url, "report": response.soup.select_one("pre#report").text,
                "session": response.session}}
 '''
 
 
-def test_sessions_render_their_profiles_identity_exactly(site, tmp_path, redis_url):
-    write_spider(tmp_path, "s.py", SESSION_SPIDER, url=site.url, pages=6)
+@pytest.mark.parametrize("profile", ["chrome", None], ids=["impersonate", "browser-own"])
+def test_sessions_render_their_identity_exactly(site, tmp_path, redis_url, profile):
+    attributes = "    impersonate = %r\n" % profile if profile else ""
+    write_spider(tmp_path, "s.py", SESSION_SPIDER, url=site.url, pages=6, attributes=attributes)
     microspider("run", str(tmp_path / "s.py"), "--idle", "0.5", "--timeout", "15",
                 "--redis", redis_url, "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path,
                 cwd=tmp_path, check=0, timeout=180)
     items = list(open_store("sqlite:///%s/s.sqlite3" % tmp_path, "x", "ident").iter_items())
     assert len(items) == 6 and all(item["session"] for item in items)
-    identity = profile_identity("chrome")
+    if profile:
+        identity = profile_identity(profile)
+    else:   # no profile, no user_agents: the browser's own, without its headless tell
+        agent = json.loads(items[0]["report"])["userAgent"]
+        identity = of_browser(agent)
+        assert "Chrome/" in agent and "X11; Linux" in agent
     for item in items:
         path = item["_id"][len(site.url):]
         assert_presents(json.loads(item["report"]), site.headers_of(path)[-1], identity)
