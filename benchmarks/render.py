@@ -23,7 +23,7 @@ Rows, all on the same pages and the same server:
   rows alternate, so that both see about the same machine load.
 
 Each page is parsed as the plain benchmark does.  After the timed part the
-memory of the browser processes (chromedriver excluded) is read from /proc
+memory of the browser processes is read from /proc
 while they are alive: RSS summed (counts shared pages once per process, so it
 overstates) and PSS summed (shares split; the fairer figure), per tab (or per
 browser for the old rows, which have one tab each).  Browser start-up is inside
@@ -135,7 +135,7 @@ def render_row(urls, pages, per_browser=None, spider=Bench):
 
 def bare_row(urls, tabs):
     """The bare DevTools loop: Chromium's own cost per page, with the default wait's 0.5 s."""
-    from microspider.render.browser import Browser, find_browser, find_driver
+    from microspider.render.browser import Browser, find_browser
     from microspider.render.tabs import render_page
     from microspider.render.wait import QUIET
 
@@ -148,7 +148,7 @@ def bare_row(urls, tabs):
 
     path = find_browser()
     started = time.monotonic()
-    browser = Browser(path, find_driver(path))
+    browser = Browser(path)
     try:
         gevent.pool.Pool(tabs).map(loop, [browser.open_tab() for _ in range(tabs)])
         elapsed = time.monotonic() - started

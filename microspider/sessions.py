@@ -33,6 +33,7 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urljoin, urlsplit
 
 from .errors import FetchError
+from .identity import Identity, from_agent, without_owned
 
 __all__ = ["Session", "SessionPool", "REDIRECTS"]
 
@@ -42,16 +43,25 @@ MAX_HOPS = 20
 
 
 class Session:
-    """One identity as this process knows it: proxy URL, User-Agent, profile, jar, uses left here."""
+    """One identity as this process knows it: proxy URL, identity, profile, jar, uses left here.
 
-    __slots__ = ("id", "proxy", "agent", "profile", "jar", "allowance", "used", "reserving",
-                 "warming", "last_block", "warmed", "maker", "leave_until")
+    ``identity`` is the ``microspider.identity.Identity`` every request of the
+    session presents (User-Agent, platform, client hints, Accept-Language; a
+    profile's own with ``impersonate``), or None: the fetcher's default.
+    """
+
+    __slots__ = ("id", "proxy", "agent", "profile", "identity", "jar", "allowance", "used",
+                 "reserving", "warming", "last_block", "warmed", "maker", "leave_until")
 
     def __init__(self, sid, identity):
         self.id = sid
         self.proxy = identity.get("proxy")
         self.agent = identity.get("agent")
         self.profile = identity.get("profile")
+        if identity.get("identity"):
+            self.identity = Identity.from_dict(identity["identity"])
+        else:   # made by a process of 0.3: a User-Agent alone
+            self.identity = from_agent(self.agent) if self.agent else None
         self.jar = {}           # (domain, name) -> value
         self.allowance = 0      # uses reserved by this process and not yet spent
         self.used = 0           # uses of the session everywhere, as far as this process knows
@@ -73,9 +83,15 @@ class Session:
                 if host == domain.lstrip(".") or (domain[:1] == "." and host.endswith(domain))}
 
     def dress(self, seed):
-        """`seed` as this session sends it: its User-Agent, its cookies under the seed's own."""
+        """`seed` as this session sends it: its identity's headers, its cookies under the seed's own.
+
+        A profile's identity adds no header: the impersonating fetcher sends the
+        profile's own, in its order and spelling.
+        """
         host = urlsplit(seed.url).hostname or ""
-        headers = dict(seed.headers, **{"User-Agent": self.agent}) if self.agent else seed.headers
+        headers = seed.headers
+        if self.identity is not None and not self.identity.profile:
+            headers = dict(without_owned(seed.headers), **self.identity.headers())
         cookies = dict(self.cookies_for(host), **seed.cookies)
         return seed.replace(headers=headers, cookies=cookies)
 
@@ -91,9 +107,10 @@ class SessionPool:
     WAIT = 0.01         # seconds between looks for a session another greenlet is reserving
 
     def __init__(self, store, size, max_uses, proxies=None, agents=(), profile=None, renderer=None,
-                 patience=5.0, now=time.monotonic, sleep=time.sleep, log=_log):
+                 patience=5.0, now=time.monotonic, sleep=time.sleep, log=_log, language=None):
         """`renderer`: a browser fetcher with ``warm`` (``session_warmup = "render"``);
-        `patience`: seconds take() waits for a session busy in another greenlet."""
+        `patience`: seconds take() waits for a session busy in another greenlet;
+        `language`: the Accept-Language of identities made from `agents`."""
         self.store = store
         self.size = size
         self.max_uses = max_uses
@@ -102,6 +119,7 @@ class SessionPool:
         self.proxies = proxies
         self.agents = list(agents or ())
         self.profile = profile
+        self.language = language
         self.renderer = renderer
         self.render_all = False   # every page in the browser (``render`` with sessions)
         self.patience = patience
@@ -235,15 +253,33 @@ class SessionPool:
         return retired
 
     def _identity(self, host, live_proxies):
-        """(id, identity) of a new session: the least used usable proxy, the next User-Agent."""
+        """(id, identity) of a new session: the least used usable proxy, the next identity."""
         identity = {"proxy": self._least_used_proxy(host, live_proxies), "by": self._token}
-        if self.agents:
-            identity["agent"] = self.agents[self._made % len(self.agents)]
+        made = self._next_identity()
+        if made is not None:
+            identity["identity"] = made.to_dict()
+            if not made.profile:
+                identity["agent"] = made.agent
         if self.profile:
             identity["profile"] = self.profile
         self._made += 1
         live_proxies.append(identity["proxy"])
         return uuid.uuid4().hex[:16], identity
+
+    def _next_identity(self):
+        """The profile's own identity, else the next User-Agent's, else the browser's own, else None."""
+        if self.profile:
+            from .transport.impersonate import profile_identity
+
+            return profile_identity(self.profile)
+        if self.agents:
+            return from_agent(self.agents[self._made % len(self.agents)], self.language)
+        if self.renderer is not None:   # the browser earns the cookies: the fetcher must look like it
+            try:
+                return self.renderer.own_identity()
+            except FetchError as exc:   # no browser now: its pages fail and retry as any fetch
+                self.log.warning("session identity: cannot read the browser's own: %s", exc)
+        return None
 
     def _least_used_proxy(self, host, live_proxies):
         if self.proxies is None or not len(self.proxies):
@@ -334,7 +370,8 @@ class SessionPool:
     def _in_browser(self, seed, session):
         """A page of the session rendered by the browser; the cookies the browser holds go to the jar."""
         try:
-            response, cookies = self.renderer.warm(session.dress(seed), self.proxy_of(session))
+            response, cookies = self.renderer.warm(session.dress(seed), self.proxy_of(session),
+                                                   identity=session.identity)
         finally:
             session.warming = False
         self.navigations += 1

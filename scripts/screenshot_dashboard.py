@@ -16,11 +16,10 @@ import sys
 import tempfile
 import time
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.by import By
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.devtools_page import DevtoolsPage  # noqa: E402 (the checkout's own test helper)
 
 
 def free_port():
@@ -29,23 +28,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def chromium(profile, width, height):
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--user-data-dir=" + profile, "--window-size=%d,%d" % (width, height),
-                 "--hide-scrollbars"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"),
-                            options=options)
-
-
-def shown_pages(driver):
-    cells = driver.find_elements(By.CSS_SELECTOR, '[data-spider="ctrip_hotel_info"] [data-key="cached"]')
+def shown_pages(page):
     try:
-        return int(cells[0].text) if cells else 0
-    except (ValueError, StaleElementReferenceException):
+        return int(page.text('[data-spider="ctrip_hotel_info"] [data-key="cached"]'))
+    except (AssertionError, ValueError):
         return 0
 
 
@@ -62,27 +48,25 @@ def main():
     demo = subprocess.Popen([sys.executable, "-m", "examples.ctrip.demo", "--hotels", str(args.hotels),
                              "--dir", os.path.join(work, "demo"), "--web", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    profile = tempfile.mkdtemp(prefix="ms-chromium-")
     driver = None
     try:
         for line in demo.stdout:
             sys.stdout.write(line)
             if re.search(r"dashboard at http://", line):
                 break
-        driver = chromium(profile, 1280, 620)
+        driver = DevtoolsPage()
         driver.get("http://127.0.0.1:%d/?lang=%s" % (port, args.lang))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and shown_pages(driver) < args.pages:
             time.sleep(0.5)  # the page refreshes itself; this only waits for the crawl
-        driver.save_screenshot(args.out)
+        driver.screenshot(args.out)
         print("saved %s (%d bytes)" % (args.out, os.path.getsize(args.out)))
     finally:
         if driver is not None:
-            driver.quit()
+            driver.close()
         for line in demo.stdout:
             sys.stdout.write(line)
         demo.wait()
-        shutil.rmtree(profile, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     return demo.returncode
 

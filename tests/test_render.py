@@ -266,7 +266,7 @@ def test_kill_9_of_a_render_worker_takes_its_browsers_along_and_loses_no_seed(tm
         held = descendants(worker)
         assert any(_is_chromium(pid) for pid in held)
         os.kill(worker, signal.SIGKILL)
-        # chromedriver and Chromium die with their worker (PR_SET_PDEATHSIG), not orphaned
+        # Chromium dies with its worker (PR_SET_PDEATHSIG), not orphaned
         wait_until(lambda: not any(alive(pid) for pid in held), timeout=10, message="browsers gone")
         code, _, err = finish(proc, timeout=60)
     finally:
@@ -322,10 +322,10 @@ def test_a_rendered_page_whose_parse_raises_is_stored_and_reparsed(tmp_path, con
 
 
 # -- set-up errors ---------------------------------------------------------------------
-def test_without_selenium_a_render_spider_is_one_line_exit_2(tmp_path, conn_args):
-    shim = tmp_path / "shim" / "selenium"
+def test_without_the_render_extra_a_render_spider_is_one_line_exit_2(tmp_path, conn_args):
+    shim = tmp_path / "shim" / "websocket"
     shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text('raise ImportError("No module named selenium (test shim)")\n')
+    (shim / "__init__.py").write_text('raise ImportError("No module named websocket (test shim)")\n')
     path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url="http://127.0.0.1:9", fault="")
     env = cli_env(PYTHONPATH=os.pathsep.join([str(tmp_path / "shim"), ROOT]))
     proc = microspider("run", path, *conn_args, cwd=tmp_path, env=env)

@@ -1,35 +1,38 @@
-"""One headless Chromium started by chromedriver and driven over DevTools, and how to find them.
+"""One headless Chromium started directly and driven over DevTools, and how to find it.
 
-Each Browser is one chromedriver process, one Chromium behind it (one proxy, a
-fresh temporary profile) and its tabs.  chromedriver only starts the browser and
-keeps it on a leash; pages are driven over the browser's own DevTools socket
-(``cdp.Connection``), several tabs at once, which chromedriver's one-command-
-at-a-time session cannot do.  Both processes are set to
-die with their parent (Linux ``PR_SET_PDEATHSIG``), so a worker killed with
-``kill -9`` leaves no browser behind; ``kill()`` ends the whole process tree by
-PID and removes the profile.
+Each Browser is one Chromium process tree (one proxy, a fresh temporary
+profile) and its tabs.  The worker starts the browser itself with
+``--remote-debugging-port=0``: Chromium picks a free loopback port and writes
+it, with the browser's DevTools path, to ``DevToolsActivePort`` in the
+profile; pages are then driven over that one socket (``cdp.Connection``),
+several tabs at once.  No driver process sits in between, and nothing marks
+the browser as automated (``navigator.webdriver`` stays false, see FLAGS).
+The browser is set to die with the worker that started it (Linux
+``PR_SET_PDEATHSIG``), so a worker killed with ``kill -9`` leaves no browser
+behind; ``kill()`` ends the whole process tree by PID and removes the profile.
 
-Selenium is imported when a Browser is made, never at module import: the run
-process only checks that it can be imported.
+websocket-client (the ``render`` extra) is imported when a Browser connects,
+never at module import: the run process only checks that it can be imported.
 """
 import ctypes
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from ..errors import ConfigError, FetchError
 from .cdp import Connection
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-DRIVER_NAME = "chromedriver"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
-         "--window-size=1280,1024",
+         "--window-size=1280,1024", "--remote-debugging-port=0",
+         # headless Chromium sets navigator.webdriver = true by itself; a crawler's pages must not
+         "--disable-blink-features=AutomationControlled",
          # pages run in minimized windows (render.tabs): their timers and scripts run at full speed
          "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
          "--disable-backgrounding-occluded-windows",
@@ -42,23 +45,20 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
          "--disable-features=BackForwardCache,RenderDocument,ProactivelySwapBrowsingInstance,"
          "IntensiveWakeUpThrottling")
 PR_SET_PDEATHSIG = 1
-# started by chromedriver in place of the browser: die with chromedriver, then become the browser
-LAUNCHER = """#!%(python)s -S
-import ctypes, os, sys
-ctypes.CDLL(None).prctl(%(option)d, %(signal)d)
-if os.getppid() == 1:
-    sys.exit(1)
-os.execv(%(browser)r, [%(browser)r] + sys.argv[1:])
-"""
+PORT_FILE = "DevToolsActivePort"
+PORT_POLL = 0.02        # seconds between looks for the port file while the browser starts
+# seconds a browser may take to start (--timeout if longer): a page's --timeout can be 1 s, and a
+# busy machine takes longer than that to start Chromium (chromedriver waited far longer)
+START_TIMEOUT = 30.0
 INSTALL_HINT = "pip install microspider[render]"
 
 
-def check_selenium():
-    """ConfigError naming the extra unless Selenium can be imported."""
+def check_extra():
+    """ConfigError naming the extra unless websocket-client (the DevTools socket) can be imported."""
     try:
-        import selenium.webdriver  # noqa: F401
+        import websocket  # noqa: F401
     except ImportError:
-        raise ConfigError("this spider renders pages in a browser and needs Selenium: %s"
+        raise ConfigError("this spider renders pages in a browser and needs websocket-client: %s"
                           % INSTALL_HINT) from None
 
 
@@ -78,72 +78,77 @@ def find_browser(path=None):
                       "--browser PATH" % ", ".join(BROWSER_NAMES))
 
 
-def find_driver(browser):
-    """The chromedriver beside the browser, else on PATH; never downloaded."""
-    folder = os.path.dirname(os.path.realpath(browser))
-    for candidate in (os.path.join(folder, DRIVER_NAME), shutil.which(DRIVER_NAME)):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise ConfigError("no chromedriver found beside %s or on PATH; install the chromedriver that "
-                      "matches the browser (Debian: apt install chromium-driver)" % browser)
+def _die_with(parent):
+    """preexec_fn of the browser: SIGKILL it when the worker `parent` dies (even before this ran).
 
+    prctl is looked up here, before the fork: the child of a process with threads
+    (the DevTools readers) must not load libraries between fork and exec.
+    """
+    prctl = ctypes.CDLL(None).prctl
 
-def _die_with_parent():
-    """preexec_fn of chromedriver: SIGKILL it when the worker that started it dies."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    def arm():
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:   # the worker died between fork and prctl: nobody to serve
+            os._exit(1)
+    return arm
 
 
 class Browser:
-    """One Chromium (through one proxy, or none) behind its own chromedriver."""
+    """One Chromium (through one proxy, or none), started by this process, and its tabs."""
 
-    def __init__(self, browser, driver, proxy=None, timeout=20.0):
-        from selenium import webdriver
-        from selenium.common.exceptions import WebDriverException
-        from selenium.webdriver.chrome.service import Service
-
+    def __init__(self, browser, proxy=None, timeout=20.0):
         self.proxy = proxy
         self.pages = 0
         self.dir = tempfile.mkdtemp(prefix="microspider-chromium-")
-        self.driver = None
-        self.service = Service(executable_path=driver, log_output=subprocess.DEVNULL,
-                               popen_kw={"start_new_session": True, "preexec_fn": _die_with_parent})
+        self.process = None
         self.cdp = None
         self.tabs = []
+        self.version = {}   # Browser.getVersion: product, userAgent (the browser's own)
         try:
-            self.driver = webdriver.Chrome(service=self.service,
-                                           options=self._options(browser, proxy))
-            address = self.driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
-            self.cdp = Connection(devtools_socket(address, timeout), timeout)
-        except (WebDriverException, OSError, FetchError) as exc:
+            self.process = subprocess.Popen(
+                self._command(browser, proxy), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
+            start = max(timeout, START_TIMEOUT)
+            self.cdp = Connection(self._devtools_url(time.monotonic() + start), start)
+            self.version = self.cdp.send("Browser.getVersion")
+            self.cdp.timeout = timeout   # started: from now on each command has --timeout
+        except (OSError, FetchError) as exc:
             self.kill()
             raise FetchError("cannot start %s: %s" % (browser, _first_line(exc))) from None
         except BaseException:
             self.kill()
             raise
 
-    def _options(self, browser, proxy):
-        from selenium.webdriver.chrome.options import Options
-
-        options = Options()
-        options.binary_location = self._launcher(browser)
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument("--user-data-dir=" + os.path.join(self.dir, "profile"))
+    def _command(self, browser, proxy):
+        command = [browser, *FLAGS, "--user-data-dir=" + os.path.join(self.dir, "profile")]
         if proxy:
-            options.add_argument("--proxy-server=" + proxy)
+            command.append("--proxy-server=" + proxy)
             # Chromium never proxies loopback by itself; the plain fetcher proxies everything
-            options.add_argument("--proxy-bypass-list=<-loopback>")
-        return options
+            command.append("--proxy-bypass-list=<-loopback>")
+        return command + ["about:blank"]
 
-    def _launcher(self, browser):
-        if not sys.platform.startswith("linux"):
-            return browser
-        path = os.path.join(self.dir, "browser")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(LAUNCHER % {"python": sys.executable, "option": PR_SET_PDEATHSIG,
-                                "signal": signal.SIGKILL, "browser": browser})
-        os.chmod(path, 0o700)
-        return path
+    def _devtools_url(self, deadline):
+        """The browser-wide DevTools websocket, once Chromium wrote its port file; FetchError if not."""
+        path = os.path.join(self.dir, "profile", PORT_FILE)
+        while True:
+            try:
+                with open(path, encoding="ascii") as f:
+                    lines = f.read().split()
+                if len(lines) >= 2:   # written in full (the port, then the path)
+                    return "ws://127.0.0.1:%s%s" % (lines[0], lines[1])
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise FetchError("the browser exited at start (status %s)" % self.process.returncode)
+            if time.monotonic() >= deadline:
+                raise FetchError("the browser wrote no DevTools port within %.0f s" % START_TIMEOUT)
+            time.sleep(PORT_POLL)
+
+    @property
+    def user_agent(self):
+        """The browser's own User-Agent (``HeadlessChrome`` in it when headless)."""
+        return self.version.get("userAgent", "")
 
     def open_tab(self, **options):
         """A new Tab in a browser context of its own (FetchError if the browser is gone)."""
@@ -158,46 +163,29 @@ class Browser:
         tab.close()
 
     def pids(self):
-        """PIDs of chromedriver and every process below it (the browser's)."""
-        process = getattr(self.service, "process", None)
-        if process is None or process.poll() is not None:
+        """PIDs of the browser and every process below it."""
+        if self.process is None or self.process.poll() is not None:
             return []
-        return [process.pid] + descendants(process.pid)
+        return [self.process.pid] + descendants(self.process.pid)
 
-    def browser_pids(self):
-        """PIDs of the Chromium processes (chromedriver excluded)."""
-        return self.pids()[1:]
+    browser_pids = pids
 
     def kill(self):
-        """End chromedriver and the browser at once, by PID, and remove the profile."""
-        pids = self.pids()
-        for pid in reversed(pids):
+        """End the browser's whole process tree at once, by PID, and remove the profile."""
+        for pid in reversed(self.pids()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        process = getattr(self.service, "process", None)
-        if process is not None:
+        if self.process is not None:
             try:
-                process.wait(timeout=10)
+                self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL was sent
                 pass
-            for stream in (process.stdin, process.stdout, process.stderr):
-                if stream:
-                    stream.close()
-            self.service.process = None  # Service.__del__ must not stop it again
         if self.cdp is not None:
             self.cdp.close()
         self.tabs = []
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def devtools_socket(address, timeout):
-    """The browser-wide DevTools websocket URL of the Chromium listening at ``address``."""
-    import urllib.request
-
-    with urllib.request.urlopen("http://%s/json/version" % address, timeout=timeout) as answer:
-        return json.loads(answer.read())["webSocketDebuggerUrl"]
 
 
 def descendants(pid):

@@ -1,7 +1,7 @@
 """What a rendered page's network did: the events the browser transport builds its Response from.
 
 Status, final URL and headers come from the browser's own network events
-(the performance log chromedriver keeps: ``Network.responseReceived`` of the
+(the tab's DevTools events: ``Network.responseReceived`` of the
 main frame's document); ``microspider.transport.browser`` adds the DOM after
 the page loaded and the spider's ``render_wait`` was met.
 """
@@ -13,7 +13,7 @@ XHR_TYPES = frozenset(["XHR", "Fetch"])
 
 
 class Events:
-    """The network events of one navigation, read from the performance log."""
+    """The network events of one navigation, as the tab's DevTools socket reports them."""
 
     def __init__(self, entries, frame):
         self.frame = frame
@@ -65,14 +65,14 @@ class Events:
             raise FetchError("%s: the browser saw no answer for the page" % url)
 
 
-def xhr_bodies(driver, events):
+def xhr_bodies(tab, events):
     """[{url, status, body}] of the XHR/fetch answers the page got; body None if unavailable."""
     out = []
     for rid, record in events.xhr.items():
         body = None
         if rid in events.finished:
             try:
-                got = driver.execute_cdp_cmd("Network.getResponseBody", {"requestId": rid})
+                got = tab.send("Network.getResponseBody", {"requestId": rid})
                 body = _body_bytes(got)
             except Exception:  # evicted from the browser's buffer, or the answer had no body
                 body = None

@@ -25,6 +25,7 @@ import threading
 import time
 
 from ..errors import FetchError
+from ..identity import agent_of, from_agent, language_of, of_browser, without_owned
 from .cdp import BrowserGone, CommandFailed
 from .page import Events, xhr_bodies
 from .wait import Settle
@@ -51,7 +52,7 @@ class Tab:
         self.changed = threading.Condition()
         self.events = self.settle = None
         self.gone = False
-        self.agent, self.headers = None, {}
+        self.identity, self.headers = None, {}
         self.cdp.listen(self.session, self._event)
         self.send("Page.enable")
         self.send("Network.enable")
@@ -63,10 +64,6 @@ class Tab:
 
     def send(self, method, params=None, timeout=None):
         return self.cdp.send(method, params, self.session, timeout)
-
-    def execute_cdp_cmd(self, method, params):
-        """Selenium's spelling of ``send``, for the helpers that read a page's XHR bodies."""
-        return self.send(method, params)
 
     def _event(self, method, params):
         """Runs in the socket's reader: must not wait for the browser."""
@@ -91,12 +88,20 @@ class Tab:
             self.settle.loaded = True
 
     # -- one page -------------------------------------------------------------------------
-    def prepare(self, url, headers, agent, cookies):
-        """A clean cookie jar, then the seed's User-Agent, headers and cookies."""
+    def prepare(self, url, headers, identity, cookies):
+        """A clean cookie jar, then the identity (microspider.identity), the seed's headers and cookies.
+
+        The identity goes in through ``Emulation.setUserAgentOverride`` with its
+        client hints, so the User-Agent and ``sec-ch-ua*`` headers, ``navigator.userAgent``,
+        ``navigator.platform`` and ``navigator.userAgentData`` all say the same.
+        """
         self.send("Network.clearBrowserCookies")
-        if agent and agent != self.agent:
-            self.send("Network.setUserAgentOverride", {"userAgent": agent})
-            self.agent = agent
+        if identity != self.identity:
+            self.send("Emulation.setUserAgentOverride", identity.override())
+            if self.identity is None or identity.locale != self.identity.locale:
+                self.send("Emulation.setLocaleOverride", {})   # one override at a time
+                self.send("Emulation.setLocaleOverride", {"locale": identity.locale})
+            self.identity = identity
         if headers != self.headers:
             self.send("Network.setExtraHTTPHeaders", {"headers": headers})
             self.headers = headers
@@ -207,16 +212,23 @@ def _js_string(text):
     return json.dumps(text)
 
 
-def render_page(tab, url, sent, cookies, wait, timeout, screenshot=False, xhr=False):
+def identity_for(browser, sent):
+    """The identity of a page without a session: its User-Agent's, else the browser's own."""
+    agent, language = agent_of(sent), language_of(sent)
+    return from_agent(agent, language) if agent else of_browser(browser.user_agent, language)
+
+
+def render_page(tab, url, sent, cookies, wait, timeout, screenshot=False, xhr=False,
+                identity=None):
     """``url`` rendered in ``tab``, read as ``wait`` says, within ``timeout``: a RenderedPage.
 
-    ``sent`` are the headers the seed asks for (User-Agent included); ``wait`` is the spider's
-    ``render_wait``: None for the default (loaded and quiet), seconds, or a CSS selector.
-    The browser transport turns the page into the Response parse gets.
+    ``sent`` are the headers the seed asks for; ``identity`` the one to present (None: the one
+    ``sent``'s User-Agent names, else the browser's own without its headless tell);
+    ``wait`` is the spider's ``render_wait``: None for the default (loaded and quiet),
+    seconds, or a CSS selector.  The browser transport turns the page into the Response.
     """
     deadline = time.monotonic() + timeout
-    headers = dict(sent)
-    tab.prepare(url, headers, headers.pop("User-Agent", None), cookies)
+    tab.prepare(url, without_owned(sent), identity or identity_for(tab.browser, sent), cookies)
     tab.navigate(url, deadline)
     if not wait:
         tab.wait_quiet(deadline)

@@ -19,10 +19,9 @@ import functools
 import threading
 import time
 
-import urllib3
-
 from ..errors import FetchError
-from ..render.browser import Browser, find_browser, find_driver
+from ..identity import language_of, of_browser
+from ..render.browser import Browser, find_browser
 from ..render.cdp import BrowserGone
 from ..render.pool import BrowserPool
 from ..render.tabs import render_page
@@ -36,9 +35,6 @@ DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 class RenderFetcher(Fetcher):
     """Fetches seeds by rendering them in headless Chromium; same interface as Fetcher."""
 
-    # chromedriver is called over HTTP with urllib3: a hung browser is a urllib3 read timeout
-    transport_errors = Fetcher.transport_errors + (urllib3.exceptions.HTTPError,)
-
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, launch=None, sessions=None):
         super().__init__(spider, settings, proxies=proxies, limiter=limiter,
@@ -46,8 +42,7 @@ class RenderFetcher(Fetcher):
         if sessions is not None:
             sessions.render_with(self, every_page=True)  # each page's cookies go to its session
         if launch is None:
-            browser = find_browser(settings.browser)
-            launch = functools.partial(Browser, browser, find_driver(browser),
+            launch = functools.partial(Browser, find_browser(settings.browser),
                                        timeout=settings.timeout)
         self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
                                 settings.render_tabs, verify=bool(spider.verify),
@@ -58,6 +53,7 @@ class RenderFetcher(Fetcher):
         self.wait = getattr(spider, "render_wait", None)
         self.want_xhr = bool(getattr(spider, "render_xhr", False))
         self.want_screenshot = bool(getattr(spider, "render_screenshot", False))
+        self._own_identity = None
 
     def fetch(self, seed):
         """Fetcher.fetch, one seed per browser page at a time.
@@ -71,8 +67,11 @@ class RenderFetcher(Fetcher):
     def _request(self, seed, proxy):
         return self._in_browser(seed, proxy, self._render)
 
-    def warm(self, seed, proxy):
+    def warm(self, seed, proxy, identity=None):
         """Render `seed` through `proxy` with no cookie but the seed's own; (Response, browser cookies).
+
+        `identity` is the session's (microspider.identity): the tab presents it
+        exactly, so the fetcher that goes on with the cookies is the same client.
 
         The cookies are the tab's after the page (``Network.getAllCookies`` in the
         tab's own browser context: name, value, domain with a leading dot for a
@@ -80,7 +79,7 @@ class RenderFetcher(Fetcher):
         each page starts from an empty jar, so no session's cookies reach another.
         """
         def render(tab, seed):
-            response = self._render(tab, seed)
+            response = self._render(tab, seed, identity)
             return response, tab.send("Network.getAllCookies")["cookies"]
 
         return self._in_browser(seed, proxy, render)   # the browser pool bounds the pages at once
@@ -103,13 +102,23 @@ class RenderFetcher(Fetcher):
         finally:
             self.pool.release(tab, broken)
 
-    def _render(self, tab, seed):
+    def _render(self, tab, seed, identity=None):
         shot = self.want_screenshot or bool(seed.meta.get("screenshot"))
         url, sent = seed.request_url(), self._headers(seed)
         page = render_page(tab, url, sent, seed.cookies, self.wait, self.page_timeout,
-                           screenshot=shot, xhr=self.want_xhr)
+                           screenshot=shot, xhr=self.want_xhr, identity=identity)
         return rendered_response(page.events, page.html, url, sent, screenshot=page.screenshot,
                                  xhr=page.xhr)
+
+    def own_identity(self):
+        """The identity of this fetcher's Chromium, without its headless tell (starts one if none)."""
+        if self._own_identity is None:
+            tab = self.pool.acquire(None)
+            try:
+                self._own_identity = of_browser(tab.browser.user_agent, language_of(self.spider.headers))
+            finally:
+                self.pool.release(tab)
+        return self._own_identity
 
     def _headers(self, seed):
         """The headers the seed is sent with: the spider's, the seed's, a User-Agent."""

@@ -31,6 +31,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 from ..errors import FetchError, NoProxy, Throttled
+from ..identity import from_agent, language_of, without_owned
 from .response import make_response, sent_request
 
 # 407: the proxy refused us; retried through another one
@@ -194,8 +195,9 @@ class Fetcher:
 
     def request_headers(self, seed):
         headers = dict(self.headers, **seed.headers) if seed.headers else dict(self.headers)
-        if self._agents:
-            headers["User-Agent"] = next(self._agents)
+        if self._agents:   # the User-Agent's whole identity: client hints and language agree
+            identity = from_agent(next(self._agents), language_of(headers))
+            headers = dict(without_owned(headers), **identity.headers())
         if seed.cookies:
             headers["Cookie"] = "; ".join("%s=%s" % kv for kv in seed.cookies.items())
         if isinstance(seed.data, dict) and "Content-Type" not in headers:

@@ -10,6 +10,8 @@ binding differs: curl_cffi's easy handles, and ``CffiMulti``, its libcurl's
 multi socket interface driven through cffi (curl_cffi's own ``aio.py`` does
 the same for asyncio).  No thread per request.
 """
+import _socket
+import functools
 import logging
 
 from curl_cffi import CurlError as CffiError
@@ -17,8 +19,10 @@ from curl_cffi._wrapper import ffi, lib
 from curl_cffi.const import CurlInfo, CurlMOpt, CurlOpt
 from curl_cffi.curl import Curl
 from curl_cffi.requests.impersonate import REAL_TARGET_MAP
+from requests.structures import CaseInsensitiveDict
 
 from ..errors import ConfigError, FetchError
+from ..identity import from_headers
 from .curl_fetcher import CurlFetcher, _Body, _Sends
 
 log = logging.getLogger("microspider")
@@ -29,6 +33,10 @@ PREREQ_ABORT = 1         # CURL_PREREQFUNC_ABORT
 PLAIN_STRINGS = frozenset([CurlOpt.URL, CurlOpt.PROXY, CurlOpt.CAINFO, CurlOpt.PROXY_CAINFO,
                            CurlOpt.CUSTOMREQUEST, CurlOpt.ACCEPT_ENCODING, CurlOpt.POSTFIELDS])
 NUMBER_INFO = {0x200000: "long *", 0x600000: "int64_t *"}   # CURLINFO_LONG, CURLINFO_OFF_T
+CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION = 1, 3, 4
+HEADER_OUT = 2           # CURLINFO_HEADER_OUT: the request head, as sent
+HTTP_1_1 = 2             # CURL_HTTP_VERSION_1_1: a plain-text head to read the headers from
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class CffiMulti:
@@ -133,6 +141,29 @@ class _Handle(Curl):
         return text or ffi.string(lib.curl_easy_strerror(errno)).decode()
 
 
+class _Share:
+    """A share of DNS and TLS sessions in curl_cffi's libcurl, with no lock callbacks.
+
+    Every handle of a fetcher runs on one thread (the gevent loop's), so libcurl
+    needs no locks; curl_cffi's own ``CurlShare`` takes a ``threading.Lock``
+    in its callbacks, which gevent patches into a lock that may switch
+    greenlets inside libcurl.
+    """
+
+    def __init__(self):
+        self.pointer = lib.curl_share_init()
+        for data in (CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION):
+            code = lib._curl_share_setopt(self.pointer, CURLSHOPT_SHARE, ffi.new("int *", data))
+            if code:
+                raise FetchError("curl_share_setopt failed: %s"
+                                 % ffi.string(lib.curl_share_strerror(code)).decode())
+
+    def __del__(self):
+        if self.pointer is not None:   # in use (a handle still attached): libcurl keeps it
+            lib.curl_share_cleanup(self.pointer)
+            self.pointer = None
+
+
 class _CffiBody(_Body):
     """_Body for curl_cffi's write callback, which wants the count taken, or the abort value."""
 
@@ -183,6 +214,26 @@ class ImpersonateFetcher(CurlFetcher):
                 self._warned = True
                 log.warning("%s: a seed's %s", self.spider.name, mismatch)
         return super().request_headers(seed)
+
+    def _sent_headers(self, headers):
+        """The profile's headers in its order, each replaced by the request's of the same name."""
+        mine = {name.lower(): (name, value) for name, value in headers.items()}
+        sent = CaseInsensitiveDict()
+        for name, value in profile_headers(self.profile):
+            name, value = mine.pop(name.lower(), (name, value))
+            sent[name] = value
+        for name, value in mine.values():
+            sent[name] = value
+        return sent
+
+    def _new_share(self):
+        return _Share()
+
+    def _attach(self, handle, share, attached):
+        code = lib._curl_easy_setopt(handle._curl, CurlOpt.SHARE, share.pointer)
+        if code:
+            handle._check_error(code, "setopt", CurlOpt.SHARE, share)
+        handle._tls_share = share   # alive while the handle uses it (not curl_cffi's own _share)
 
     def _new_handle(self):
         handle = _Handle()
@@ -271,3 +322,51 @@ def browser_family(name):
     if "safari" in text:
         return "safari"
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def profile_headers(profile):
+    """[(name, value)] of the headers profile `profile` sends, in its order, as its libcurl sends them.
+
+    curl_cffi keeps the built-in profiles' headers inside curl-impersonate's
+    libcurl, not in Python; so they are read off the wire, once per process and
+    profile: one request to a socket of this process on 127.0.0.1.  The debug
+    callback sees the head as it is sent and answers it at once (the
+    connection waits in the listening socket's backlog), so the transfer takes
+    no thread and no timeout.
+    """
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    head = []
+
+    def answer(kind, data):
+        if kind == HEADER_OUT and not head:
+            head.append(data)
+            conn = _socket.socket(fileno=listener._accept()[0])
+            try:
+                conn.sendall(NO_CONTENT)
+            finally:
+                conn.close()
+
+    probe = Curl()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        probe.impersonate(check_profile(profile), default_headers=True)
+        probe.setopt(CurlOpt.URL, "http://127.0.0.1:%d/" % listener.getsockname()[1])
+        probe.setopt(CurlOpt.HTTP_VERSION, HTTP_1_1)
+        probe.setopt(CurlOpt.DEBUGFUNCTION, answer)
+        probe.setopt(CurlOpt.VERBOSE, 1)
+        probe.setopt(CurlOpt.TIMEOUT_MS, 5000)
+        probe.perform()
+    finally:
+        probe.close()
+        listener.close()
+    lines = head[0].decode("latin-1").split("\r\n")[1:]
+    pairs = [line.split(":", 1) for line in lines if ":" in line]
+    return tuple((name.strip(), value.strip()) for name, value in pairs if name.lower() != "host")
+
+
+def profile_identity(profile):
+    """The Identity of profile `profile`: its own User-Agent, client hints and Accept-Language."""
+    target = check_profile(profile)
+    return from_headers(dict(profile_headers(target)), profile=target)
