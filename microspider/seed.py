@@ -207,6 +207,18 @@ class Seed:
         return "<Seed %s %s age=%d>" % (self.method, self.url, self.age)
 
 
+def cache_keys_of(raws):
+    """The ``cache_key`` of each raw (JSON) seed that decodes; a malformed one is left out
+    (the worker that meets it quarantines it)."""
+    found = []
+    for raw in raws:
+        try:
+            found.append(Seed.from_json(raw).cache_key)
+        except ValueError:
+            pass
+    return found
+
+
 def _authority(parts, scheme):
     """host[:port] of any netloc (user info, IPv6 included), lowercased, default port dropped."""
     host = (parts.hostname or "").lower()   # an IPv6 address unbracketed, as fingerprints always had it

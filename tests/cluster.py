@@ -230,3 +230,21 @@ def fresh_cluster():
     cluster = Cluster().start()
     yield cluster
     cluster.stop()
+
+
+# For a test module that re-runs one-server tests on the cluster: importing these two replaces
+# the `redis_url` and `r` fixtures of conftest.py in that module only.
+@pytest.fixture(name="redis_url")
+def cluster_as_redis_url(redis_cluster):
+    """The session cluster's URL under the name one-server tests use, flushed before and after."""
+    redis_cluster.flush()
+    yield redis_cluster.url
+    redis_cluster.flush()
+
+
+@pytest.fixture(name="r")
+def cluster_as_r(redis_url):
+    """A cluster client under the name one-server tests use."""
+    client = cluster_client(redis_url)
+    yield client
+    client.close()

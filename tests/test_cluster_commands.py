@@ -8,7 +8,7 @@ test_migrate.py, whose target is db 1 (``test_cluster.py`` migrates one server <
 """
 import pytest
 
-from tests.cluster import cluster_client, redis_cluster  # noqa: F401 (fixture)
+from tests.cluster import cluster_as_r, cluster_as_redis_url, redis_cluster  # noqa: F401 (fixtures)
 from tests.test_cli_ops import *  # noqa: F401,F403 (the tests and their fixtures)
 from tests.test_ratelimit import *  # noqa: F401,F403
 
@@ -17,16 +17,3 @@ del test_dump_and_clear_take_long_db_options  # noqa: F821 (db 3)
 del test_two_processes_share_one_rate  # noqa: F821 (its helper script opens a plain one-server client;
 #                                        test_cluster.py runs --rate across processes instead)
 
-
-@pytest.fixture
-def redis_url(redis_cluster):
-    redis_cluster.flush()
-    yield redis_cluster.url
-    redis_cluster.flush()
-
-
-@pytest.fixture
-def r(redis_url):
-    client = cluster_client(redis_url)
-    yield client
-    client.close()

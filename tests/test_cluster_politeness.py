@@ -3,7 +3,7 @@
 """
 import pytest
 
-from tests.cluster import cluster_client, redis_cluster  # noqa: F401 (fixture)
+from tests.cluster import cluster_as_r, cluster_as_redis_url, redis_cluster  # noqa: F401 (fixtures)
 from tests.test_robots import (site, test_crawl_delay_spaces_requests_for_every_process,  # noqa: F401
                                test_disallow_allow_and_wildcards, test_fetched_once_for_every_process,
                                test_a_5xx_robots_txt_disallows_for_now_and_is_asked_again,
@@ -13,19 +13,6 @@ from tests.test_throttle import (cooldowns, test_retry_after_sets_the_window_cap
 
 pytestmark = pytest.mark.cluster
 
-
-@pytest.fixture
-def redis_url(redis_cluster):
-    redis_cluster.flush()
-    yield redis_cluster.url
-    redis_cluster.flush()
-
-
-@pytest.fixture
-def r(redis_url):
-    client = cluster_client(redis_url)
-    yield client
-    client.close()
 
 
 def test_a_throttled_crawl_on_a_cluster(tmp_path, redis_url):

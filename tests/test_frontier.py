@@ -92,16 +92,21 @@ def test_no_cache_success_forgets_the_url(state, r):
     assert state.cache.known() == 0 and state.admit([a]) == (1, 0)
 
 
-def test_clearing_a_queue_forgets_its_urls_but_not_the_done_ones(state, r):
-    seeds = [Seed("http://a.com/%d" % n) for n in range(5)]
-    state.admit(seeds)
+def one_done_one_backlogged(state, seeds):
+    """The first two queued seeds taken: seeds[0] succeeds, seeds[1] goes to the backlog."""
     done, failed = state.take("w1", 2)
-    out = Outcome("f")
+    out = Outcome(state.name)
     out.finish(done)
     out.succeeded(seeds[0], [])
     out.finish(failed)
     out.backlogged(seeds[1])
     state.commit(out, "w1")
+
+
+def test_clearing_a_queue_forgets_its_urls_but_not_the_done_ones(state, r):
+    seeds = [Seed("http://a.com/%d" % n) for n in range(5)]
+    state.admit(seeds)
+    one_done_one_backlogged(state, seeds)
     assert clear(state.redis, None, "f", ["work"]) == {"work": 3}
     assert state.cache.known() == 2                                 # seeds[0] done, seeds[1] backlogged
     assert clear(state.redis, None, "f", ["backlog"]) == {"backlog": 1}
@@ -217,13 +222,7 @@ def test_migrated_queues_are_known_to_the_frontier(tmp_path, redis_url, r):
     store = open_store("sqlite:///%s" % (tmp_path / "store.sqlite3"), "microspiders", "f")
     seeds = [Seed("http://a.com/%d" % n) for n in range(5)]
     state.admit(seeds[:4])
-    done, failed = state.take("w1", 2)
-    out = Outcome("f")
-    out.finish(done)
-    out.succeeded(seeds[0], [])
-    out.finish(failed)
-    out.backlogged(seeds[1])
-    state.commit(out, "w1")
+    one_done_one_backlogged(state, seeds)
     path = str(tmp_path / "f.migrate")
     migrate.write(state.redis, store, "f", path)
     r.flushdb()

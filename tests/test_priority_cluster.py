@@ -6,23 +6,10 @@ that picks other dbs is left out (a cluster has db 0 only).
 """
 import pytest
 
-from tests.cluster import cluster_client, redis_cluster  # noqa: F401 (fixture)
+from tests.cluster import cluster_as_r, cluster_as_redis_url, redis_cluster  # noqa: F401 (fixtures)
 from tests.test_priority import *  # noqa: F401,F403 (the tests and their fixtures)
 
 pytestmark = pytest.mark.cluster
 del test_relay_across_dbs_keeps_priority  # noqa: F821 (dbs 1 and 2)
 del test_the_frontier_admits_across_dbs_to_the_levels_of_the_work_db  # noqa: F821 (dbs 1 and 3)
 
-
-@pytest.fixture
-def redis_url(redis_cluster):
-    redis_cluster.flush()
-    yield redis_cluster.url
-    redis_cluster.flush()
-
-
-@pytest.fixture
-def r(redis_url):
-    client = cluster_client(redis_url)
-    yield client
-    client.close()

@@ -1,6 +1,6 @@
 """``microspider clear``: remove parts of a spider's state, or all of it."""
 from ..errors import ConfigError
-from ..seed import Seed
+from ..seed import cache_keys_of
 from ..state import SpiderState
 
 CLEARABLE = ("cache", "failures", "items", "work", "backlog", "quarantine")
@@ -32,11 +32,5 @@ def _clear_queue(state, queue):
     """Empty the work queue or the backlog; their seeds' URLs leave the frontier (where not done),
     so a later link to them queues them again."""
     for chunk in state.queue_chunks(queue):
-        found = []
-        for raw in chunk:
-            try:
-                found.append(Seed.from_json(raw).cache_key)
-            except ValueError:
-                pass
-        state.cache.unsee(found)
+        state.cache.unsee(cache_keys_of(chunk))
     return state.clear_work() if queue == "work" else state.backlog.clear()

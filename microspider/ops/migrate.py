@@ -33,7 +33,7 @@ import time
 import zlib
 
 from ..errors import ConfigError, MigrateError
-from ..seed import Seed
+from ..seed import cache_keys_of
 from ..spider import NAME_RE
 from ..state import SpiderState
 
@@ -211,17 +211,6 @@ def _cache_entry(value):
     return raw, at
 
 
-def _cache_keys(raws):
-    """The frontier keys of queued seeds (a malformed one is skipped: the worker quarantines it)."""
-    found = []
-    for raw in raws:
-        try:
-            found.append(Seed.from_json(raw).cache_key)
-        except ValueError:
-            pass
-    return found
-
-
 def _bad(message):
     raise ValueError(message)
 
@@ -252,10 +241,10 @@ def load(redis, store, path, name):
             state.cache.load(data)
         elif section == "work":
             state.push_raw(data)
-            state.cache.see(_cache_keys(data))
+            state.cache.see(cache_keys_of(data))
         elif section == "backlog":
             state.backlog.add(dict(data))
-            state.cache.see(_cache_keys(raw for raw, _ in data))
+            state.cache.see(cache_keys_of(raw for raw, _ in data))
         elif section == "quarantine":
             state.quarantine(data)
         elif section == "failures":

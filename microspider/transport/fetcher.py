@@ -76,21 +76,9 @@ class Fetcher:
         for attempt in range(self.retry + 1):
             if attempt:
                 self.retries += 1
-            session = self._session(host, in_sessions)
-            proxy = self.sessions.proxy_of(session) if session else self._cool_proxy(host, tried)
-            doubling = self.throttle.before(host, proxy) if self.throttle else False
-            self._wait_rate(host)
-            started = time.monotonic()
-            try:
-                response = self._exchange(seed, proxy, session)
-            except self.transport_errors as exc:
-                if isinstance(exc, NoProxy):
-                    raise
-                reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
-                self._report(proxy, host, False)
+            response, reason, session, proxy, started = self._attempt(seed, host, tried, in_sessions)
+            if response is None:
                 continue
-            if self.throttle is not None:  # throttling is neither a ban nor a failed attempt
-                self.throttle.after(response, host, proxy, doubling)
             if session is not None and self.spider.is_banned(response):
                 reason = "HTTP %d (banned; session retired)" % response.status_code
                 self.sessions.retire(session, "banned", host)  # the proxy is judged by the pool
@@ -112,23 +100,30 @@ class Fetcher:
         """
         host = urlsplit(seed.url).hostname
         tried, in_sessions, reason = [], [], None
-        for attempt in range(self.retry + 1):
-            session = self._session(host, in_sessions)
-            proxy = self.sessions.proxy_of(session) if session else self._cool_proxy(host, tried)
-            doubling = self.throttle.before(host, proxy) if self.throttle else False
-            self._wait_rate(host)
-            try:
-                response = self._exchange(seed, proxy, session)
-            except self.transport_errors as exc:
-                if isinstance(exc, NoProxy):
-                    raise
-                reason = "%s: %s" % (type(exc).__name__, _first_line(exc))
-                self._report(proxy, host, False)
-                continue
-            if self.throttle is not None:
-                self.throttle.after(response, host, proxy, doubling)
-            return response
+        for _ in range(self.retry + 1):
+            response, reason, _, _, _ = self._attempt(seed, host, tried, in_sessions)
+            if response is not None:
+                return response
         raise FetchError("%s after %d attempts: %s" % (seed.url, self.retry + 1, reason))
+
+    def _attempt(self, seed, host, tried, in_sessions):
+        """One exchange through the next session or proxy, after the rate limits and cool-downs:
+        (response or None, reason when None, session, proxy, start time)."""
+        session = self._session(host, in_sessions)
+        proxy = self.sessions.proxy_of(session) if session else self._cool_proxy(host, tried)
+        doubling = self.throttle.before(host, proxy) if self.throttle else False
+        self._wait_rate(host)
+        started = time.monotonic()
+        try:
+            response = self._exchange(seed, proxy, session)
+        except self.transport_errors as exc:
+            if isinstance(exc, NoProxy):
+                raise
+            self._report(proxy, host, False)
+            return None, "%s: %s" % (type(exc).__name__, _first_line(exc)), session, proxy, started
+        if self.throttle is not None:  # throttling is neither a ban nor a failed attempt
+            self.throttle.after(response, host, proxy, doubling)
+        return response, None, session, proxy, started
 
     def _request(self, seed, proxy):
         """One exchange for `seed` through `proxy` (None: direct); a Response."""
