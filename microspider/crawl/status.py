@@ -33,6 +33,7 @@ def counts(redis, name, now=None):
         "workers": workers,
         "sessions": sessions,
         "sessions_retired": counters.get("sessions_retired", 0),
+        "render_fallbacks": counters.get("render_fallbacks", 0),
         "pages_per_s": round(recent / float(PAGES_WINDOW), 2),
         "counters": counters,
     }

@@ -6,7 +6,7 @@ from ..state import SpiderState, spiders
 
 STAT_KEYS = ("work", "backlog", "backlog_due", "backlog_waiting", "backlog_over_age", "in_flight",
              "quarantined", "cached", "failures", "failures_by_error", "items", "workers",
-             "pages_per_s", "sessions", "sessions_retired")
+             "pages_per_s", "sessions", "sessions_retired", "render_fallbacks")
 
 __all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "cache_due", "format_stat", "waiting_on", "spiders",
            "watch"]
@@ -54,6 +54,8 @@ def format_stat(name, s, due=None, recrawl=None):
                 s["failures"], errors, s["workers"], s["pages_per_s"]))
     if s["sessions"] or s["sessions_retired"]:
         text += "\n  sessions %d live, %d retired" % (s["sessions"], s["sessions_retired"])
+    if s["render_fallbacks"]:
+        text += "\n  render fallbacks %d (pages rendered again in Chromium)" % s["render_fallbacks"]
     return text
 
 

@@ -27,6 +27,7 @@ LABELS = {
     "pages_per_s": ("pages/s (last minute)", "页/秒(最近一分钟)"),
     "sessions": ("live sessions", "存活会话"),
     "sessions_retired": ("sessions retired", "已退役会话"),
+    "render_fallbacks": ("pages rendered again in Chromium", "改用 Chromium 重新渲染的页面"),
     "chart": ("pages/s, last hour", "页/秒,最近一小时"),
     "hour_ago": ("1 h ago", "1 小时前"),
     "peak": ("peak", "峰值"),

@@ -4,7 +4,8 @@ Gauges (label ``spider``, the numbers of ``stat --json``): microspider_work,
 microspider_backlog, microspider_in_flight, microspider_cached,
 microspider_items, microspider_failures, microspider_workers,
 microspider_sessions; and the counters microspider_pages_total (pages done,
-the ``ok`` counter) and microspider_sessions_retired_total.
+the ``ok`` counter), microspider_sessions_retired_total and
+microspider_render_fallbacks_total (pages rendered again in Chromium).
 """
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -45,6 +46,11 @@ class SpiderCollector:
         for name, (stat, _) in sorted(found.items()):
             retired.add_metric([name], stat["sessions_retired"])
         yield retired
+        fallbacks = CounterMetricFamily("microspider_render_fallbacks", "Pages another render engine "
+                                        "failed on, rendered again in Chromium", labels=["spider"])
+        for name, (stat, _) in sorted(found.items()):
+            fallbacks.add_metric([name], stat["render_fallbacks"])
+        yield fallbacks
 
 
 def exposition(read):
