@@ -113,11 +113,14 @@ def _never_ending(handler, path):
     return "drop"
 
 
+# format with url, fault, engine (a render engine) and fallback (True/False)
 SHOP_SPIDER = '''
 class Shop(Spider):
     name = "shop"
     start_urls = ["{url}/"]
     render = True
+    render_engine = "{engine}"
+    render_fallback = {fallback}
     render_wait = "a.item, h1.name"
     retry = 3
 
