@@ -183,6 +183,21 @@ def test_a_parse_that_raises_on_lightpandas_dom_is_parsed_again_on_chromiums(tmp
     assert stat["render_fallbacks"] == 2 and stat["items"] == 3
 
 
+def test_try_falls_back_as_a_run_does(tmp_path):
+    small = shop_site(items=1)
+    try:
+        path = write_spider(tmp_path, "picky.py", PICKY_SPIDER, urls="", fallback="")
+        out = microspider("try", path, small.url + "/picky/blank/0", "--json", cwd=tmp_path, check=0)
+        off = microspider("try", path, small.url + "/picky/blank/0", "--json", "--render-fallback",
+                          "off", cwd=tmp_path)
+    finally:
+        small.stop()
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["items"] == [{"_id": small.url + "/picky/blank/0", "name": "Item 0",
+                                                "price": price(0), "engine": "chromium"}]
+    assert off.returncode == 1 and json.loads(off.stdout)["error"]["type"] == "AttributeError"
+
+
 def test_with_render_fallback_false_such_a_page_is_a_parse_failure(tmp_path, redis_url):
     small = shop_site(items=1)
     db = "sqlite:///%s" % (tmp_path / "store.sqlite3")
