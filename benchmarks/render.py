@@ -4,7 +4,7 @@
 [--old REV --browsers 1,2,4] [--at-load T] [--bare T] [--plain-pages 3000]``
 
 ``python -m benchmarks.render --engines chromium,lightpanda [--pages 300] [-w 2]
-[--bare-engines T]``: the render engines side by side (see ``engines_main``).
+[--bare-engines 16,64]``: the render engines side by side (see ``engines_main``).
 
 One process, gevent-patched like a worker.  The site is ``benchmarks.site``
 (static 8-12 KB pages) served by ``benchmarks.pyserver`` in its own process.
@@ -385,9 +385,10 @@ def engines_main(args):
                                             redis_server.url, args.pages_at_once), round=round_no))
                 print(json.dumps(rows[-1]), flush=True)
         if args.bare_engines:
-            for engine in engines:
+            tabs = [int(t) for t in args.bare_engines.split(",")]
+            for engine, n in zip(engines, tabs + tabs[-1:] * len(engines)):
                 urls = ["%s/j/%d.html" % (base, i) for i in range(args.pages)]
-                rows.append(bare_engine_row(engine, urls, args.bare_engines))
+                rows.append(bare_engine_row(engine, urls, n))
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         server.terminate()
@@ -407,8 +408,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="rounds of --engines")
     parser.add_argument("--api-delay", type=float, default=0.2,
                         help="seconds the scripted pages' data takes (--engines)")
-    parser.add_argument("--bare-engines", type=int, metavar="T",
-                        help="with --engines: also each engine's bare DevTools loop with T tabs")
+    parser.add_argument("--bare-engines", metavar="T[,T]",
+                        help="with --engines: also each engine's bare DevTools loop with T tabs "
+                             "(one figure per engine, in the order of --engines)")
     parser.add_argument("--pages", type=int, default=300, help="pages per render row")
     parser.add_argument("--plain-pages", type=int, default=3000, help="pages of the plain row")
     parser.add_argument("--tabs", default="8,16,32", help="pages at once (tabs) to try")

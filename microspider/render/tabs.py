@@ -42,6 +42,14 @@ class Tab:
     def __init__(self, browser, media=False, verify=True, visible=False):
         self.browser = browser
         self.cdp = browser.connect()   # the browser's one socket, or one of its own (engine's choice)
+        try:
+            self._open(media, verify, visible)
+        except BaseException:
+            browser.disconnect(self.cdp)
+            raise
+
+    def _open(self, media, verify, visible):
+        browser = self.browser
         self.context = self.cdp.send("Target.createBrowserContext",
                                      {"disposeOnDetach": True})["browserContextId"]
         self.target = self.cdp.send("Target.createTarget", dict(
