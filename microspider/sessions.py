@@ -275,7 +275,10 @@ class SessionPool:
         if self.agents:
             return from_agent(self.agents[self._made % len(self.agents)], self.language)
         if self.renderer is not None:   # the browser earns the cookies: the fetcher must look like it
-            return self.renderer.own_identity()
+            try:
+                return self.renderer.own_identity()
+            except FetchError as exc:   # no browser now: its pages fail and retry as any fetch
+                self.log.warning("session identity: cannot read the browser's own: %s", exc)
         return None
 
     def _least_used_proxy(self, host, live_proxies):

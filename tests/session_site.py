@@ -3,7 +3,8 @@
 - ``/item/N`` without the cookie: 302 to ``/grant?to=/item/N``;
 - ``/grant?to=PATH``: sets ``sid=TOKEN``, bound to the client's IP (the proxy's
   source address) and User-Agent, and 302 back to PATH (``SessionRules.tls_route``
-  binds it to the TLS fingerprint and User-Agent instead, on ``tests/tls_site.py``);
+  binds it to the TLS fingerprint and User-Agent instead, on ``tests/tls_site.py``;
+  ``SessionRules.ip_route`` to the IP and User-Agent there);
 - a cookie presented from another IP or User-Agent: 403, and the token is
   revoked (a hijacked session), counted in ``crossings``;
 - a revoked or unknown token: 403;
@@ -108,6 +109,13 @@ class SessionRules:
         grant.pages += 1
         self.pages += 1
         return 200, [], ("<html><h1>%s</h1></html>" % path).encode()
+
+    def ip_route(self, visit):
+        """A ``tests.tls_site.TLSSite`` route: cookies bound to the client's IP and User-Agent
+        (a browser-class TLS hello required by the site itself), as WAFs bind clearance cookies."""
+        cookie = next((v for k, v in visit.headers if k.lower() == "cookie"), None)
+        status, headers, body = self.answer((visit.hello.ip, visit.agent), visit.path, cookie)
+        return status, headers + [("content-type", "text/html")], body
 
     def tls_route(self, visit):
         """A ``tests.tls_site.TLSSite`` route: cookies bound to the TLS fingerprint and User-Agent."""

@@ -146,22 +146,76 @@ class S(Spider):
     render = True
     render_wait = "pre:not(:empty)"
     sessions = 2
-    impersonate = "chrome"
-
+{attributes}
     def parse(self, response, seed):
         yield {{"_id": seed.url, "report": response.soup.select_one("pre#report").text,
                "session": response.session}}
 '''
 
 
-def test_sessions_render_their_profiles_identity_exactly(site, tmp_path, redis_url):
-    write_spider(tmp_path, "s.py", SESSION_SPIDER, url=site.url, pages=6)
+@pytest.mark.parametrize("profile", ["chrome", None], ids=["impersonate", "browser-own"])
+def test_sessions_render_their_identity_exactly(site, tmp_path, redis_url, profile):
+    attributes = "    impersonate = %r\n" % profile if profile else ""
+    write_spider(tmp_path, "s.py", SESSION_SPIDER, url=site.url, pages=6, attributes=attributes)
     microspider("run", str(tmp_path / "s.py"), "--idle", "0.5", "--timeout", "15",
                 "--redis", redis_url, "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path,
                 cwd=tmp_path, check=0, timeout=180)
     items = list(open_store("sqlite:///%s/s.sqlite3" % tmp_path, "x", "ident").iter_items())
     assert len(items) == 6 and all(item["session"] for item in items)
-    identity = profile_identity("chrome")
+    if profile:
+        identity = profile_identity(profile)
+    else:   # no profile, no user_agents: the browser's own, without its headless tell
+        agent = json.loads(items[0]["report"])["userAgent"]
+        identity = of_browser(agent)
+        assert "Chrome/" in agent and "X11; Linux" in agent
     for item in items:
         path = item["_id"][len(site.url):]
         assert_presents(json.loads(item["report"]), site.headers_of(path)[-1], identity)
+
+
+# -- TLS session tickets ------------------------------------------------------------------
+TICKET_SPIDER = '''
+class S(Spider):
+    name = "tickets"
+    start_urls = ["{url}/item/%d" % i for i in range({pages})]
+    verify = False
+    sessions = 3
+{attributes}
+    def parse(self, response, seed):
+        assert response.status_code == 200
+        yield {{"_id": seed.url, "session": response.session}}
+'''
+
+
+def ticket_use(site):
+    """(connections that resumed a ticket this site issued, those that resumed another IP's)."""
+    earned = {hello.issued: hello.ip for hello in site.connections if hello.issued}
+    resumed = [hello for hello in site.connections if hello.psk in earned]
+    return len(resumed), sum(1 for hello in resumed if earned[hello.psk] != hello.ip)
+
+
+@pytest.mark.parametrize("attributes", ["", "    impersonate = 'chrome'\n"], ids=["curl", "impersonate"])
+def test_tls_tickets_are_resumed_only_by_the_session_that_earned_them(tmp_path, redis_url, certificate,
+                                                                     attributes):
+    from tests.proxyserver import ProxyServer
+    from tests.tls_site import TLSSite
+
+    site = TLSSite(certificate, http2=False, route=lambda visit: (200, [], b"<h1>ok</h1>"),
+                   waf=False, tickets=True, close=True).start()
+    proxies = [ProxyServer(source_address=ip).start() for ip in ("127.0.0.11", "127.0.0.12", "127.0.0.13")]
+    try:
+        (tmp_path / "proxies.txt").write_text("".join(p.url + "\n" for p in proxies))
+        write_spider(tmp_path, "t.py", TICKET_SPIDER, url=site.url, pages=60, attributes=attributes)
+        microspider("run", str(tmp_path / "t.py"), "-p", "proxies.txt", "--pool", "6", "--idle", "0.5",
+                    "--redis", redis_url, "--mongo-uri", "sqlite:///%s/t.sqlite3" % tmp_path,
+                    cwd=tmp_path, check=0, timeout=180)
+    finally:
+        site.stop()
+        for p in proxies:
+            p.stop()
+    items = list(open_store("sqlite:///%s/t.sqlite3" % tmp_path, "x", "tickets").iter_items())
+    assert len(items) == 60
+    resumed, crossed = ticket_use(site)
+    assert {hello.ip for hello in site.connections} == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+    assert resumed >= 10        # tickets were used...
+    assert crossed == 0         # ...each only through the proxy and identity that earned it

@@ -2,10 +2,12 @@
 import json
 import os
 import signal
+import time
 
 import pytest
 
 from microspider.store import open_store
+from microspider.transport.impersonate import profile_identity
 from tests.crawl import children, finish, microspider, start, stat, write_spider
 from tests.proxyserver import ProxyServer
 from tests.servers import wait_until
@@ -167,6 +169,35 @@ def test_impersonated_sessions_keep_their_tls_fingerprint(tmp_path, redis_url, t
     assert rules.crossings == 0 and rules.refused == 0
     assert {tls[0] for tls, _ in rules.identities()} == {"chrome"}
     assert rules.grants <= 120 / 10 and all(p.hits for p in three_proxies)
+
+
+def test_a_browser_warms_impersonated_sessions_and_the_cookie_holds_for_the_fetcher(
+        tmp_path, redis_url, three_proxies, certificate):
+    """session_warmup = "render" + impersonate: the warm-up tab presents the profile's identity,
+    so a challenge cookie bound to IP + User-Agent (browser-class TLS required) serves the fetcher."""
+    rules = SessionRules(max_uses=1000, challenge=True)
+    site = TLSSite(certificate, route=rules.ip_route).start()
+    try:
+        _spider(tmp_path, site.url, 150, ban=b"Checking your browser", impersonate="chrome",
+                session_warmup="render", render_wait="h1", verify=False)
+        started = time.monotonic()
+        microspider(*_run_args(tmp_path, redis_url, "--pool", "6", "--sessions", "3",
+                               "--session-max-uses", "60", "--render-pages", "1", "--timeout", "15"),
+                    cwd=tmp_path, check=0, timeout=240)
+        elapsed = time.monotonic() - started
+        figures = stat(tmp_path, "sess", "--redis", redis_url,
+                       "--mongo-uri", "sqlite:///%s/s.sqlite3" % tmp_path)
+    finally:
+        site.stop()
+    items = _items(tmp_path)
+    made = figures["sessions"] + figures["sessions_retired"]
+    print("warm-up crawl: %d pages, %d challenges for %d sessions, %d mismatches, %d refused, %.1f s"
+          % (len(items), rules.grants, made, rules.crossings, rules.refused, elapsed))
+    assert sorted(i["_id"] for i in items) == sorted(site.url + "/item/%d" % n for n in range(150))
+    assert rules.crossings == 0 and rules.refused == 0        # no identity mismatch, ever
+    assert rules.grants <= made + 1                           # about one challenge per session
+    assert rules.pages >= 150 and {ip for ip, _ in rules.identities()} == set(SOURCES)
+    assert {agent for _, agent in rules.identities()} == {profile_identity("chrome").agent}
 
 
 @pytest.mark.cluster

@@ -13,6 +13,14 @@ client offered it in ALPN:
 - 200 otherwise, with a JSON body of what it saw (``Visit.as_dict``), or what
   ``route(visit)`` returns.
 
+With ``tickets=True`` the site issues one TLS 1.3 session ticket per
+connection, stateful (OpenSSL's ticket is then the session's id, which the
+server reads back), and records each connection's hello in ``connections``
+with ``ip`` (the client's address), ``issued`` (the ticket it got) and ``psk``
+(the ticket it offered to resume): who earned a ticket and who used it.
+``close=True`` answers HTTP/1.1 with ``Connection: close``, so that every
+request makes a new connection (and may resume a session).
+
 ``site.visits`` keeps every request's ``Visit``; ``fingerprint_id(hello)`` is a
 stable id of a client's TLS identity (JA4-like: sorted lists, so Chrome's
 shuffled extension order does not change it), for tests that bind state to a
@@ -31,16 +39,18 @@ from tests.servers import free_port
 
 COMPRESS_CERTIFICATE, RECORD_SIZE_LIMIT, DELEGATED_CREDENTIALS = 27, 28, 34
 ALPS = frozenset([17513, 17613])
-EXT_ALPN, EXT_SUPPORTED_GROUPS = 16, 10
+EXT_ALPN, EXT_SUPPORTED_GROUPS, EXT_PRE_SHARED_KEY = 16, 10, 41
 PEEK_DEADLINE = 5.0
 
 
 class ClientHello:
     """What a TLS ClientHello offered, GREASE values kept apart."""
 
-    def __init__(self, ciphers, extensions, groups, alpn, grease):
+    def __init__(self, ciphers, extensions, groups, alpn, grease, psk=None):
         self.ciphers, self.extensions, self.groups = ciphers, extensions, groups
         self.alpn, self.grease = alpn, grease
+        self.psk = psk          # the ticket offered for resumption (pre_shared_key's first identity)
+        self.ip = self.issued = None   # set by the site: the client's address, the ticket it got
 
     def family(self):
         """The browser family this hello looks like ("chrome", "safari", "firefox") or None."""
@@ -71,6 +81,7 @@ def parse_client_hello(record):
     at += 2 + size
     at += 1 + body[at]                               # compression methods
     extensions, groups, alpn, grease = [], [], [], any(is_grease(s) for s in suites)
+    psk = None
     end = at + 2 + struct.unpack("!H", body[at:at + 2])[0]
     at += 2
     while at + 4 <= end:
@@ -85,7 +96,9 @@ def parse_client_hello(record):
             groups = [g for g in struct.unpack("!%dH" % (len(data) // 2 - 1), data[2:]) if not is_grease(g)]
         elif kind == EXT_ALPN:
             alpn = _alpn_names(data[2:])
-    return ClientHello([s for s in suites if not is_grease(s)], extensions, groups, alpn, grease)
+        elif kind == EXT_PRE_SHARED_KEY:   # identities<7..>: identity<1..>, obfuscated age
+            psk = data[4:4 + struct.unpack("!H", data[2:4])[0]]
+    return ClientHello([s for s in suites if not is_grease(s)], extensions, groups, alpn, grease, psk)
 
 
 def _alpn_names(data):
@@ -140,12 +153,17 @@ class Visit:
 class TLSSite:
     """The fingerprinting site on 127.0.0.1; ``start()``, ``url``, ``visits``, ``hellos``, ``stop()``."""
 
-    def __init__(self, certfile, http2=True, route=None):
+    def __init__(self, certfile, http2=True, route=None, waf=True, tickets=False, close=False):
         self.port = free_port()
         self.http2 = http2
         self.route = route
+        self.waf, self.close = waf, close
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certfile)
+        if tickets:   # TLS 1.3 stateful tickets: the ticket is the new session's id
+            self.context.options |= ssl.OP_NO_TICKET
+            self.context.num_tickets = 1
+        self.connections = []
         self.context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
         self.visits, self.hellos = [], []
         self._listener = None
@@ -180,8 +198,11 @@ class TLSSite:
     def _serve(self, conn):
         try:
             hello = parse_client_hello(_peek_record(conn))
+            hello.ip = conn.getpeername()[0]
             self.hellos.append(hello)
             conn = self._track(conn, self.context.wrap_socket(conn, server_side=True))
+            hello.issued = conn.session.id if conn.session is not None else None
+            self.connections.append(hello)
             if conn.selected_alpn_protocol() == "h2":
                 _serve_http2(self, conn, hello)
             else:
@@ -204,7 +225,7 @@ class TLSSite:
         """(status, [(name, value)], body) for one request; records its Visit."""
         visit = Visit(hello, protocol, method, path, headers)
         self.visits.append(visit)
-        status, reason = visit.verdict()
+        status, reason = visit.verdict() if self.waf else (200, "ok")
         if status != 200:
             return status, [("content-type", "text/plain")], reason.encode()
         if self.route is not None:
@@ -247,6 +268,9 @@ class _Http1(BaseHTTPRequestHandler):
         status, headers, body = self.server.site.answer(
             self.server.hello, "HTTP/1.1", self.command, self.path, list(self.headers.items()))
         self.send_response(status)
+        if self.server.site.close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))

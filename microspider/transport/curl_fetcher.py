@@ -5,9 +5,13 @@ timer are gevent watchers) per fetcher holds every transfer of the process.
 All the HTTP work (connections kept alive per host and proxy, CONNECT
 tunnels, TLS, redirects, gzip/deflate/brotli, timeouts) happens in C; Python
 runs a few calls per page: set the options, wait, build the Response.
-Handles are ``reset()`` and reused from a free list; DNS and TLS sessions are
-shared (``CurlShare``).
+Handles are ``reset()`` and reused from a free list.  DNS and TLS sessions are
+shared (``CurlShare``) within one session key only (``TlsShares``): a TLS
+ticket earned by one identity through one proxy is never resumed through
+another, which would link them for a site that links tickets.
 """
+import collections
+
 import certifi
 import pycurl
 from requests.structures import CaseInsensitiveDict
@@ -95,6 +99,43 @@ class _Sends:
         return pycurl.PREREQFUNC_OK
 
 
+class TlsShares:
+    """One share object (TLS session cache, DNS cache) per session key: (proxy URL, User-Agent).
+
+    libcurl keeps one TLS session cache per multi handle (or per share), keyed
+    by host: a ticket earned through one proxy would be resumed through any
+    other, and the resumed ClientHello carries that ticket.  Here each key
+    (what a session is: its identity and its proxy) has its own cache.  The
+    ``LIMIT`` keys used last are kept; a handle still attached to an older
+    share keeps it alive until it moves to another.
+    """
+
+    LIMIT = 512
+
+    def __init__(self, make):
+        self.make = make                      # () -> a new share object
+        self.shares = collections.OrderedDict()
+
+    def get(self, key):
+        share = self.shares.pop(key, None)
+        if share is None:
+            share = self.make()
+        self.shares[key] = share
+        while len(self.shares) > self.LIMIT:
+            self.shares.popitem(last=False)
+        return share
+
+    def clear(self):
+        self.shares.clear()
+
+
+def _pycurl_share():
+    share = pycurl.CurlShare()
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+    return share
+
+
 class CurlFetcher(Fetcher):
     """The libcurl transport (``--fetcher curl``): one CurlMulti per process on the gevent loop."""
 
@@ -107,6 +148,8 @@ class CurlFetcher(Fetcher):
         self.curl = CurlLoop(max_connections=max(settings.pool, 10), idle_timeout=settings.timeout,
                              multi=self.multi_class)
         self._free = []
+        self._shares = TlsShares(self._new_share)
+        self._attached = {}     # handle -> the share it is attached to
         self._verify = 2 if spider.verify else 0
         self._connect_ms = max(1, int(settings.timeout * 1000))
 
@@ -116,6 +159,8 @@ class CurlFetcher(Fetcher):
         body = seed.body()
         handle = self._free.pop() if self._free else self._new_handle()
         try:
+            self._share_with(handle, (proxy.url if proxy is not None else None,
+                                      headers.get("User-Agent")))
             sink, lines, sends = self._prepare(handle, seed.method, url, headers, body, proxy)
             errno, message = self.curl.perform(handle)
             if errno:
@@ -135,10 +180,24 @@ class CurlFetcher(Fetcher):
         """The request headers as they went out (``response.request.headers``)."""
         return headers
 
+    def _share_with(self, handle, key):
+        """Attach `handle` to the share of session key `key` (a no-op when it already is)."""
+        share = self._shares.get(key)
+        attached = self._attached.get(handle)
+        if attached is not share:
+            self._attach(handle, share, attached)
+            self._attached[handle] = share
+
+    def _new_share(self):
+        return _pycurl_share()
+
+    def _attach(self, handle, share, attached):
+        if attached is not None:
+            handle.unsetopt(pycurl.SHARE)    # pycurl moves a handle between shares only this way
+        handle.setopt(pycurl.SHARE, share)   # survives reset()
+
     def _new_handle(self):
-        handle = pycurl.Curl()
-        handle.setopt(pycurl.SHARE, self.curl.share)  # survives reset()
-        return handle
+        return pycurl.Curl()
 
     def _recycle(self, handle):
         handle.reset()  # drops the callbacks and body; keeps the share and the DNS cache
@@ -224,6 +283,8 @@ class CurlFetcher(Fetcher):
         for handle in self._free:
             handle.close()
         self._free = []
+        self._attached.clear()
+        self._shares.clear()
         self.curl.close()
 
 

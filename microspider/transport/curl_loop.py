@@ -59,7 +59,6 @@ class CurlLoop:
         period = min(1.0, idle_timeout / 4.0)
         self._sweeper = self.loop.timer(period, period)
         self.multi = (multi or PycurlMulti)(self._on_socket, self._on_timer, max_connections)
-        self.share = getattr(self.multi, "share", None)
         self.errors = []        # exceptions caught inside the hub's callbacks (the last 20)
         self._watchers = {}     # fd -> gevent io watcher
         self._timer = None
@@ -196,7 +195,7 @@ class CurlLoop:
 
 
 class PycurlMulti:
-    """pycurl's CurlMulti as CurlLoop drives it; its ``share`` (DNS, TLS sessions) goes on each handle."""
+    """pycurl's CurlMulti as CurlLoop drives it (TLS sessions are shared per session key, by the fetcher)."""
 
     def __init__(self, on_socket, on_timer, max_connections):
         import pycurl
@@ -205,9 +204,6 @@ class PycurlMulti:
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, on_timer)
         self.multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
-        self.share = pycurl.CurlShare()
-        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
-        self.share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
         self.add_handle = self.multi.add_handle
         self.remove_handle = self.multi.remove_handle
         self.socket_action = self.multi.socket_action
@@ -224,4 +220,3 @@ class PycurlMulti:
 
     def close(self):
         self.multi.close()
-        self.share.close()

@@ -33,6 +33,7 @@ PREREQ_ABORT = 1         # CURL_PREREQFUNC_ABORT
 PLAIN_STRINGS = frozenset([CurlOpt.URL, CurlOpt.PROXY, CurlOpt.CAINFO, CurlOpt.PROXY_CAINFO,
                            CurlOpt.CUSTOMREQUEST, CurlOpt.ACCEPT_ENCODING, CurlOpt.POSTFIELDS])
 NUMBER_INFO = {0x200000: "long *", 0x600000: "int64_t *"}   # CURLINFO_LONG, CURLINFO_OFF_T
+CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION = 1, 3, 4
 HEADER_OUT = 2           # CURLINFO_HEADER_OUT: the request head, as sent
 HTTP_1_1 = 2             # CURL_HTTP_VERSION_1_1: a plain-text head to read the headers from
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -140,6 +141,29 @@ class _Handle(Curl):
         return text or ffi.string(lib.curl_easy_strerror(errno)).decode()
 
 
+class _Share:
+    """A share of DNS and TLS sessions in curl_cffi's libcurl, with no lock callbacks.
+
+    Every handle of a fetcher runs on one thread (the gevent loop's), so libcurl
+    needs no locks; curl_cffi's own ``CurlShare`` takes a ``threading.Lock``
+    in its callbacks, which gevent patches into a lock that may switch
+    greenlets inside libcurl.
+    """
+
+    def __init__(self):
+        self.pointer = lib.curl_share_init()
+        for data in (CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION):
+            code = lib._curl_share_setopt(self.pointer, CURLSHOPT_SHARE, ffi.new("int *", data))
+            if code:
+                raise FetchError("curl_share_setopt failed: %s"
+                                 % ffi.string(lib.curl_share_strerror(code)).decode())
+
+    def __del__(self):
+        if self.pointer is not None:   # in use (a handle still attached): libcurl keeps it
+            lib.curl_share_cleanup(self.pointer)
+            self.pointer = None
+
+
 class _CffiBody(_Body):
     """_Body for curl_cffi's write callback, which wants the count taken, or the abort value."""
 
@@ -201,6 +225,15 @@ class ImpersonateFetcher(CurlFetcher):
         for name, value in mine.values():
             sent[name] = value
         return sent
+
+    def _new_share(self):
+        return _Share()
+
+    def _attach(self, handle, share, attached):
+        code = lib._curl_easy_setopt(handle._curl, CurlOpt.SHARE, share.pointer)
+        if code:
+            handle._check_error(code, "setopt", CurlOpt.SHARE, share)
+        handle._tls_share = share   # alive while the handle uses it (not curl_cffi's own _share)
 
     def _new_handle(self):
         handle = _Handle()
