@@ -308,3 +308,24 @@ def test_the_engine_runs_without_telemetry(site):
             assert b"LIGHTPANDA_DISABLE_TELEMETRY=true" in env.read().split(b"\0")
     finally:
         f.close()
+
+
+AGENT_SPIDER = '''
+class Agent(Spider):
+    name = "agent"
+    render = True
+    render_engine = "lightpanda"
+    user_agents = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/150.0.0.0"]
+
+    def parse(self, response, seed):
+        yield {{"agent": response.request.headers.get("User-Agent")}}
+'''
+
+
+def test_a_browser_identity_on_lightpanda_is_a_warning_and_the_page_says_lightpanda(tmp_path, site):
+    path = write_spider(tmp_path, "agent.py", AGENT_SPIDER)
+    out = microspider("try", path, site.url + "/item/0", "--json", cwd=tmp_path, check=0)
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "Lightpanda sends its own User-Agent" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("microspider: agent: ")
+    assert json.loads(out.stdout)["items"] == [{"agent": "Lightpanda/1.0"}]
