@@ -265,7 +265,7 @@ class Worker:
         self.monitor.parsing(seed.fingerprint)
         record, raised = self._parse(raw, seed, response)
         if raised:   # a page another engine rendered gets one more try in Chromium, if there is one
-            again = getattr(self.fetcher, "rerender", lambda seed, response: None)(seed, response)
+            again = self.fetcher.rerender(seed, response)
             if again is not None:
                 record, _ = self._parse(raw, seed, again)
         self._record(record)
@@ -322,10 +322,8 @@ class Worker:
         outcome = batch.outcome(self.name, stored, self.settings, self.now(), self.linked)
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
-        fallbacks = getattr(self.fetcher, "fallbacks", 0)
-        if fallbacks:   # pages another render engine failed on, rendered again in Chromium
-            self.fetcher.fallbacks -= fallbacks
-            outcome.count("render_fallbacks", fallbacks)
+        fallbacks, self.fetcher.fallbacks = self.fetcher.fallbacks, 0
+        outcome.count("render_fallbacks", fallbacks)   # pages another engine failed on, in Chromium
         sessions = getattr(self.fetcher, "sessions", None)
         if sessions is not None:  # counted in this batch's transaction: no extra round trip
             outcome.count("session_round_trips", sessions.store.pop_round_trips())

@@ -68,7 +68,7 @@ def try_url(spider, settings, url, retry=0, proxies=None):
             return Trial(url=url, error=exc, traceback=traceback.format_exc())
         trial = parse_once(spider, response, seed, settings.parse_timeout)
         if trial.error is not None and not isinstance(trial.error, ParseTimeout):
-            again = getattr(fetcher, "rerender", lambda seed, response: None)(seed, response)
+            again = fetcher.rerender(seed, response)
             if again is not None:
                 trial = parse_once(spider, again, seed, settings.parse_timeout)
         return trial

@@ -11,9 +11,10 @@ killed and replaced, and the attempt counts as a failed fetch.
 
 Browser calls are DevTools messages on a socket; in a worker (gevent-patched)
 they yield to the event loop while the browser works, so the flusher and the
-heartbeat keep running.  No gevent import here either.  Driving Chromium
-(launching, the pool, reading its network events) is ``microspider.render``'s;
-this module adapts it to the Fetcher interface and builds the Response.
+heartbeat keep running.  No gevent import here either.  Driving the engines
+(launching Chromium or Lightpanda, the pool, reading their network events) is
+``microspider.render``'s; this module adapts them to the Fetcher interface,
+falls back from Lightpanda to Chromium, and builds the Response.
 """
 import logging
 import threading
@@ -63,7 +64,6 @@ class RenderFetcher(Fetcher):
         self.fallback = None   # Chromium's pool when another engine falls back to it (made on first use)
         self.can_fall_back = (self.engine != "chromium" and settings.render_fallback
                               and chromium_available(settings))
-        self.fallbacks = 0     # pages rendered again in Chromium, for the stats
         self.rerendering = set()   # fingerprints of seeds rendered again after their parse raised
         self.page_timeout = settings.timeout
         self.wait = getattr(spider, "render_wait", None)
