@@ -158,6 +158,11 @@ def agent_of(headers):
     return next((v for k, v in headers.items() if k.lower() == "user-agent"), None)
 
 
+def language_of(headers):
+    """The Accept-Language among `headers` (any case; None or {} allowed), or None."""
+    return next((v for k, v in (headers or {}).items() if k.lower() == "accept-language"), None)
+
+
 def without_owned(headers):
     """`headers` without those the identity owns (User-Agent, client hints, Accept-Language)."""
     return {k: v for k, v in headers.items() if k.lower() not in OWNED}

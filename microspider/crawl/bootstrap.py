@@ -13,6 +13,7 @@ import gevent
 from ..backoff import Backoff
 from ..config import Settings
 from ..errors import StoreError
+from ..identity import language_of
 from ..spider import instantiate, load_spider
 from ..state import Redis, SpiderState
 from ..store import open_store
@@ -82,8 +83,7 @@ def session_pool(spider, settings, state, proxies):
         renderer = fetcher_class("browser")(spider, settings)
     return {"sessions": SessionPool(state.sessions, settings.sessions, settings.session_max_uses,
                                     proxies=proxies, agents=spider.user_agents,
-                                    language=next((v for k, v in (spider.headers or {}).items()
-                                                   if k.lower() == "accept-language"), None),
+                                    language=language_of(spider.headers),
                                     profile=getattr(settings, "impersonate", None), renderer=renderer,
                                     patience=2 * settings.timeout if renderer or settings.render
                                     else 5.0)}

@@ -76,9 +76,15 @@ def find_browser(path=None):
 
 
 def _die_with(parent):
-    """preexec_fn of the browser: SIGKILL it when the worker `parent` dies (even before this ran)."""
+    """preexec_fn of the browser: SIGKILL it when the worker `parent` dies (even before this ran).
+
+    prctl is looked up here, before the fork: the child of a process with threads
+    (the DevTools readers) must not load libraries between fork and exec.
+    """
+    prctl = ctypes.CDLL(None).prctl
+
     def arm():
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:   # the worker died between fork and prctl: nobody to serve
             os._exit(1)
     return arm

@@ -25,7 +25,7 @@ import threading
 import time
 
 from ..errors import FetchError
-from ..identity import agent_of, from_agent, of_browser, without_owned
+from ..identity import agent_of, from_agent, language_of, of_browser, without_owned
 from .cdp import BrowserGone, CommandFailed
 from .page import Events, xhr_bodies
 from .wait import Settle
@@ -223,8 +223,7 @@ def _js_string(text):
 
 def identity_for(browser, sent):
     """The identity of a page without a session: its User-Agent's, else the browser's own."""
-    agent = agent_of(sent)
-    language = next((v for k, v in sent.items() if k.lower() == "accept-language"), None)
+    agent, language = agent_of(sent), language_of(sent)
     return from_agent(agent, language) if agent else of_browser(browser.user_agent, language)
 
 

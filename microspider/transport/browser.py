@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..errors import FetchError
-from ..identity import of_browser
+from ..identity import language_of, of_browser
 from ..render.cdp import BrowserGone
 from ..render.engines import chromium_available, engine_of, launcher, pages_of, tabs_of
 from ..render.pool import BrowserPool
@@ -176,7 +176,7 @@ class RenderFetcher(Fetcher):
         if self._own_identity is None:
             tab = self.pool.acquire(None)
             try:
-                self._own_identity = of_browser(tab.browser.user_agent, _language(self.spider.headers))
+                self._own_identity = of_browser(tab.browser.user_agent, language_of(self.spider.headers))
             finally:
                 self.pool.release(tab)
         return self._own_identity
@@ -213,7 +213,3 @@ def rendered_response(events, html, request_url, sent_headers, **extras):
         encoding="utf-8",
         set_cookie=set_cookie.split("\n") if set_cookie else None,  # Chromium joins repeats with newlines
         **extras)
-
-
-def _language(headers):
-    return next((v for k, v in (headers or {}).items() if k.lower() == "accept-language"), None)

@@ -31,7 +31,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 from ..errors import FetchError, NoProxy
-from ..identity import from_agent, without_owned
+from ..identity import from_agent, language_of, without_owned
 from .response import make_response, sent_request
 
 # 407: the proxy refused us; retried through another one
@@ -149,7 +149,7 @@ class Fetcher:
     def request_headers(self, seed):
         headers = dict(self.headers, **seed.headers) if seed.headers else dict(self.headers)
         if self._agents:   # the User-Agent's whole identity: client hints and language agree
-            identity = from_agent(next(self._agents), agent_language(headers))
+            identity = from_agent(next(self._agents), language_of(headers))
             headers = dict(without_owned(headers), **identity.headers())
         if seed.cookies:
             headers["Cookie"] = "; ".join("%s=%s" % kv for kv in seed.cookies.items())
@@ -255,8 +255,3 @@ def _proxy_auth(url):
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def agent_language(headers):
-    """The Accept-Language among `headers` (any case), or None."""
-    return next((v for k, v in headers.items() if k.lower() == "accept-language"), None)
