@@ -311,13 +311,15 @@ def engine_run(engine, base, pages, workers, folder, redis_url, pages_at_once=No
             "pss_mb_per_page_in_flight": round(pss.peak_kb / 1024 / in_flight, 2)}
 
 
-def bare_engine_row(engine, urls, tabs):
-    """The bare DevTools loop of `engine`: T tabs (16 per process), navigate, load, 0.5 s, read."""
+def bare_engine_row(engine, urls, tabs, per_process=None):
+    """The bare DevTools loop of `engine`: T tabs (`per_process` per browser process, default the
+    engine's own), navigate, load, 0.5 s, read."""
     from microspider.render.engines import launcher, tabs_of
     from microspider.render.tabs import render_page
     from microspider.render.wait import QUIET
 
-    settings = resolve({"render": True, "render_engine": engine, "timeout": 30}, Bench)
+    settings = resolve({"render": True, "render_engine": engine, "timeout": 30,
+                        "render_tabs": per_process}, Bench)
     pending = list(reversed(urls))
     missing = []
 
@@ -329,7 +331,7 @@ def bare_engine_row(engine, urls, tabs):
                 missing.append(url)
 
     launch = launcher(settings)
-    per_process = tabs_of(settings)
+    per_process = per_process_used = tabs_of(settings)
     started = time.monotonic()
     engines, opened = [], []
     try:
@@ -344,6 +346,7 @@ def bare_engine_row(engine, urls, tabs):
         for e in engines:
             e.kill()
     return {"fetcher": "%s-bare" % engine, "engine_processes": len(engines), "pages_at_once": tabs,
+            "tabs_per_process": per_process_used,
             "pages": len(urls), "data_missing": len(missing), "seconds": round(elapsed, 2),
             "pages_per_s": round(len(urls) / elapsed, 1),
             "engine_cpu_ms_per_page": round(cpu * 1000 / len(urls), 1),
@@ -388,8 +391,10 @@ def engines_main(args):
             tabs = [int(t) for t in args.bare_engines.split(",")]
             for engine, n in zip(engines, tabs + tabs[-1:] * len(engines)):
                 urls = ["%s/j/%d.html" % (base, i) for i in range(args.pages)]
-                rows.append(bare_engine_row(engine, urls, n))
-                print(json.dumps(rows[-1]), flush=True)
+                sizes = args.bare_per_process.split(",") if args.bare_per_process else [None]
+                for per_process in sizes:
+                    rows.append(bare_engine_row(engine, urls, n, per_process and int(per_process)))
+                    print(json.dumps(rows[-1]), flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -411,6 +416,9 @@ def main(argv=None):
     parser.add_argument("--bare-engines", metavar="T[,T]",
                         help="with --engines: also each engine's bare DevTools loop with T tabs "
                              "(one figure per engine, in the order of --engines)")
+    parser.add_argument("--bare-per-process", metavar="N[,N]",
+                        help="with --bare-engines: tabs per browser process to try (default: the "
+                             "engine's own, 16)")
     parser.add_argument("--pages", type=int, default=300, help="pages per render row")
     parser.add_argument("--plain-pages", type=int, default=3000, help="pages of the plain row")
     parser.add_argument("--tabs", default="8,16,32", help="pages at once (tabs) to try")

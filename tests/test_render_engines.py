@@ -79,6 +79,14 @@ def test_pages_in_flight_are_sized_per_engine_unless_set():
     assert resolve({"render_fallback": "off"}, Plain).render_fallback is False
 
 
+def test_a_lightpanda_with_many_contexts_starts(site):
+    f = fetcher(render_tabs=100)     # its HTTP limits, derived from the contexts, stay in range
+    try:
+        assert item(f.fetch(Seed(site.url + "/item/2"))) == ("Item 2", price(2))
+    finally:
+        f.close()
+
+
 def test_an_unknown_engine_is_a_config_error():
     with pytest.raises(ConfigError, match="must be chromium or lightpanda"):
         resolve({"render_engine": "bogus"}, Plain)

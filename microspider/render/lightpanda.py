@@ -38,6 +38,7 @@ ENVIRONMENT = {"LIGHTPANDA_DISABLE_TELEMETRY": "true"}
 START_ATTEMPTS = 3        # a port taken between reserving it and the browser's bind: try another
 PORT_POLL = 0.01          # seconds between looks for the listening port while it starts
 HOST = "127.0.0.1"
+HTTP_LIMIT = 255          # the largest --http-max-host-open / --http-max-concurrent it takes
 
 
 def find_lightpanda():
@@ -88,8 +89,9 @@ class Lightpanda:
         command = [binary, "serve", "--host", HOST, "--port", str(port),
                    "--cdp-max-connections", str(tabs + 1), "--log-level", "fatal",
                    # pages of one site side by side: as many connections as contexts may want
-                   "--http-max-host-open", str(max(6, 2 * tabs)),
-                   "--http-max-concurrent", str(max(40, 4 * tabs))]
+                   # (Lightpanda refuses values over 255: "range overflow", exit 1)
+                   "--http-max-host-open", str(min(HTTP_LIMIT, max(6, 2 * tabs))),
+                   "--http-max-concurrent", str(min(HTTP_LIMIT, max(40, 4 * tabs)))]
         if proxy:
             command += ["--http-proxy", proxy]
         if not verify:   # the spider's verify = False: any certificate, as for every fetcher
