@@ -47,6 +47,9 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 PR_SET_PDEATHSIG = 1
 PORT_FILE = "DevToolsActivePort"
 PORT_POLL = 0.02        # seconds between looks for the port file while the browser starts
+# seconds a browser may take to start (--timeout if longer): a page's --timeout can be 1 s, and a
+# busy machine takes longer than that to start Chromium (chromedriver waited far longer)
+START_TIMEOUT = 30.0
 INSTALL_HINT = "pip install microspider[render]"
 
 
@@ -109,8 +112,10 @@ class Browser:
                 self._command(browser, proxy), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
-            self.cdp = Connection(self._devtools_url(browser, time.monotonic() + timeout), timeout)
+            start = max(timeout, START_TIMEOUT)
+            self.cdp = Connection(self._devtools_url(time.monotonic() + start), start)
             self.version = self.cdp.send("Browser.getVersion")
+            self.cdp.timeout = timeout   # started: from now on each command has --timeout
         except (OSError, FetchError) as exc:
             self.kill()
             raise FetchError("cannot start %s: %s" % (browser, _first_line(exc))) from None
@@ -126,7 +131,7 @@ class Browser:
             command.append("--proxy-bypass-list=<-loopback>")
         return command + ["about:blank"]
 
-    def _devtools_url(self, browser, deadline):
+    def _devtools_url(self, deadline):
         """The browser-wide DevTools websocket, once Chromium wrote its port file; FetchError if not."""
         path = os.path.join(self.dir, "profile", PORT_FILE)
         while True:
@@ -140,7 +145,7 @@ class Browser:
             if self.process.poll() is not None:
                 raise FetchError("the browser exited at start (status %s)" % self.process.returncode)
             if time.monotonic() >= deadline:
-                raise FetchError("the browser wrote no DevTools port within --timeout")
+                raise FetchError("the browser wrote no DevTools port within %.0f s" % START_TIMEOUT)
             time.sleep(PORT_POLL)
 
     @property
