@@ -30,7 +30,7 @@ import tempfile
 import time
 
 from ..errors import ConfigError, FetchError
-from .browser import _die_with, _first_line
+from .browser import START_TIMEOUT, _die_with, _first_line
 from .cdp import Connection
 
 INSTALL_HINT = "pip install microspider[lightpanda]"
@@ -106,9 +106,10 @@ class Lightpanda:
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
         except OSError as exc:
             raise FetchError(_first_line(exc)) from None
-        self._wait_listening(port, time.monotonic() + self.timeout)
+        start = max(self.timeout, START_TIMEOUT)   # a busy machine starts slowly, as for Chromium
+        self._wait_listening(port, time.monotonic() + start)
         self.url = "ws://%s:%d/" % (HOST, port)
-        probe = Connection(self.url, self.timeout)
+        probe = Connection(self.url, start)
         try:
             self.version = probe.send("Browser.getVersion")
         finally:
@@ -124,7 +125,7 @@ class Lightpanda:
             except OSError:
                 pass
             if time.monotonic() >= deadline:
-                raise FetchError("lightpanda did not listen within --timeout")
+                raise FetchError("lightpanda did not listen in time")
             time.sleep(PORT_POLL)
 
     @property
