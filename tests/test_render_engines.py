@@ -87,6 +87,19 @@ def test_a_lightpanda_with_many_contexts_starts(site):
         f.close()
 
 
+def test_the_engine_and_its_fallback_are_config_keys_under_the_spider_attribute(tmp_path):
+    cfg = tmp_path / "microspider.cfg"
+    cfg.write_text("[spider:plain]\nrender-engine = lightpanda\nrender-fallback = off\n")
+    settings = resolve({}, Plain, config_path=str(cfg))
+    assert (settings.render_engine, settings.render_fallback) == ("lightpanda", False)
+
+    class Attribute(Plain):
+        render_engine = "chromium"
+
+    assert resolve({}, Attribute, config_path=str(cfg)).render_engine == "chromium"
+    assert resolve({"render_engine": "lightpanda"}, Attribute, config_path=str(cfg)).render_engine == "lightpanda"
+
+
 def test_an_unknown_engine_is_a_config_error():
     with pytest.raises(ConfigError, match="must be chromium or lightpanda"):
         resolve({"render_engine": "bogus"}, Plain)
