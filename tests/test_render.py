@@ -135,7 +135,7 @@ def test_a_crashed_browser_is_killed_and_replaced_within_the_retries(site, probe
     assert response.soup.select_one("h1.name").text == "Item 5"
     assert probe.retries == 1 and probe.pool.started == started + 1
     assert not any(alive(pid) for pid in browser.pids() + victims)
-    assert not os.path.exists(browser.dir)
+    assert browser.dir is None or not os.path.exists(browser.dir)   # Lightpanda keeps none
 
 
 def test_a_hung_browser_is_killed_and_replaced(site, engine):
@@ -182,7 +182,7 @@ def test_browsers_are_bounded_and_recycled(site, engine):
         last = f.pool.browsers()[0]
     finally:
         f.close()
-    assert not any(alive(pid) for pid in last.pids()) and not os.path.exists(last.dir)
+    assert not any(alive(pid) for pid in last.pids()) and (last.dir is None or not os.path.exists(last.dir))
 
 
 GEVENT_PROBE = r'''
@@ -241,7 +241,8 @@ def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r, en
     try:
         path = write_spider(tmp_path, "shop.py", SHOP_SPIDER, url=slow.url, fault="", engine=engine,
                             fallback=False)
-        proc = start("run", path, *FAST, *conn_args, cwd=tmp_path)
+        # few pages at once, so that the crawl outlives two rounds of kills on a quiet machine too
+        proc = start("run", path, *FAST, "--render-pages", "3", *conn_args, cwd=tmp_path)
         wait_until(lambda: cached(r) >= 4, timeout=30, message="pages done")
         worker = wait_until(lambda: children(proc.pid), message="the worker")[0]
         killed = []

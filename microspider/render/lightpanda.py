@@ -21,12 +21,10 @@ Proxy, certificate checking and whether images load are per process, fixed
 at start, as for Chromium.
 """
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from ..errors import ConfigError, FetchError
@@ -65,7 +63,7 @@ class Lightpanda:
         self.proxy = proxy
         self.pages = 0
         self.timeout = timeout
-        self.dir = tempfile.mkdtemp(prefix="microspider-lightpanda-")
+        self.dir = None        # nothing on disk (Chromium has its profile): nothing left by a kill -9
         self.process = None
         self.url = None
         self.tabs = []
@@ -101,7 +99,7 @@ class Lightpanda:
         try:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd=self.dir,
+                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd="/",
                 env=dict(os.environ, **ENVIRONMENT),
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
         except OSError as exc:
@@ -181,12 +179,11 @@ class Lightpanda:
         self.process = None
 
     def kill(self):
-        """End the process at once, by PID; close every tab's connection; remove its directory."""
+        """End the process at once, by PID, and close every tab's connection."""
         self._stop()
         for tab in self.tabs:
             tab.cdp.close()
         self.tabs = []
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _free_port():
