@@ -40,13 +40,18 @@ setup(
         # operations; the test environment pins pymongo below it (users get any pymongo 4)
         "test": ["pytest>=7", "mongomock>=4.1", "fakeredis>=2.10", "pymongo>=4,<4.11", "PySocks>=1.7",
                  "websocket-client>=1.6", "brotli>=1.0", "PyYAML>=5.4",
-                 "curl_cffi>=0.17", "h2>=4"],
+                 "curl_cffi>=0.17", "h2>=4",
+                 # the render contract tests run on Lightpanda too (its wheel holds the browser)
+                 "lightpanda>=1.0.2"],
         # the documentation site (mkdocs build --strict); the same list as docs/requirements.txt
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
         "socks": ["requests[socks]"],
         # pages that need a browser: a Chromium from the system, started directly and driven
         # over its DevTools websocket (no driver process)
         "render": ["websocket-client>=1.6"],
+        # render_engine = "lightpanda": the Lightpanda browser (its binary is inside the wheel;
+        # the browser is AGPL-3.0, run as a separate process, never linked)
+        "lightpanda": ["websocket-client>=1.6", "lightpanda>=1.0.2"],
         # a browser's TLS ClientHello, HTTP/2 settings and headers (--impersonate PROFILE)
         "impersonate": ["curl_cffi>=0.17"],
         "bench": ["scrapy>=2.11", "scrapy-redis>=0.7.3", "py-spy>=0.3.14"],

@@ -9,12 +9,20 @@ counted) let the harness read and reset the count:
   ``not_once`` lists pages of the site requested other than exactly once.
 - ``GET /__reset``: zero the counts.
 
+``/j/I.html`` is page I with a script that fetches ``/api/I.json``, answered
+after ``--api-delay`` seconds (0.2 by default; the server keeps serving
+meanwhile), and writes its figure into ``p#data``: a page that needs a
+browser, for ``benchmarks.render --engines``.  Its requests are counted as
+those of page I.
+
 It parses only what a GET needs (request line, headers up to the blank line),
 so one process serves far more pages per second than any Python crawler takes.
 """
 import argparse
 import json
 import time
+
+import gevent
 
 from gevent import monkey
 
@@ -24,6 +32,9 @@ from gevent.server import StreamServer  # noqa: E402
 
 from benchmarks.site import page  # noqa: E402
 
+SCRIPT = (b"<p id=\"data\">loading</p><script>fetch('/api/%d.json').then(function (r) "
+          b"{ return r.json(); }).then(function (d) { document.getElementById('data').textContent = "
+          b"'price ' + d.price; });</script></body></html>")
 NOT_FOUND = (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nContent-Type: text/plain\r\n\r\n")
 
 
@@ -35,10 +46,15 @@ def response(body, ctype=b"text/html"):
 class PageServer:
     """Serves pages 0..n-1 and counts requests per page."""
 
-    def __init__(self, n):
+    def __init__(self, n, api_delay=0.2):
         self.n = n
+        self.api_delay = api_delay
         self.answers = [response(page(i, n)) for i in range(n)]
         self.reset()
+
+    def scripted(self, i):
+        """Page i with the script that fetches its figure (built on demand)."""
+        return response(page(i, self.n).replace(b"</body></html>", SCRIPT % i, 1))
 
     def reset(self):
         self.hits = [0] * self.n
@@ -65,6 +81,16 @@ class PageServer:
                 self.last = now
                 self.hits[i] += 1
                 return self.answers[i]
+        if path.startswith(b"/j/") and path.endswith(b".html"):
+            i = self._index(path[3:-5])
+            if i is not None:
+                self._count(i)
+                return self.scripted(i)
+        if path.startswith(b"/api/") and path.endswith(b".json"):
+            i = self._index(path[5:-5])
+            if i is not None:
+                gevent.sleep(self.api_delay)
+                return response(json.dumps({"price": 100 + i}).encode(), b"application/json")
         if path == b"/__hits":
             return response(json.dumps(self.report()).encode(), b"application/json")
         if path == b"/__reset":
@@ -72,6 +98,20 @@ class PageServer:
             return response(b"{}", b"application/json")
         self.other += 1
         return NOT_FOUND
+
+    def _index(self, text):
+        try:
+            i = int(text)
+        except ValueError:
+            return None
+        return i if 0 <= i < self.n else None
+
+    def _count(self, i):
+        now = time.time()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.hits[i] += 1
 
     def handle(self, sock, _address):
         buf = b""
@@ -100,8 +140,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-delay", type=float, default=0.2,
+                        help="seconds before /api/I.json answers (the scripted pages' data)")
     args = parser.parse_args(argv)
-    site = PageServer(args.pages)
+    site = PageServer(args.pages, args.api_delay)
     server = StreamServer(("127.0.0.1", args.port), site.handle, backlog=1024)
     server.start()
     print("ready", flush=True)

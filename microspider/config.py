@@ -69,6 +69,11 @@ def _flag(text):
     raise ValueError("must be true or false")
 
 
+def _bool(text):
+    """A yes/no option given a value (``--render-fallback off``), unlike a flag that can only say yes."""
+    return _flag(text)
+
+
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -109,6 +114,13 @@ def _profile(text):
     value = str(text).strip().lower()
     if not value or not all(c.isalnum() or c in "_-." for c in value):
         raise ValueError("must be a browser profile such as chrome, edge, safari or firefox")
+    return value
+
+
+def _engine(text):
+    value = str(text).strip().lower()
+    if value not in ("chromium", "lightpanda"):
+        raise ValueError("must be chromium or lightpanda")
     return value
 
 
@@ -184,8 +196,14 @@ OPTIONS = [
     Option("render", _flag, False, "render pages in headless Chromium (pip install microspider[render])"),
     Option("browser", _text, None, "the Chromium to render with [default: chromium, chromium-browser "
            "or google-chrome on PATH]"),
-    Option("render_pages", _pos_int, 16, "pages rendered at once per process (browser tabs)"),
-    Option("render_tabs", _pos_int, 16, "tabs per browser (each with its own cookie jar)"),
+    Option("render_engine", _engine, "chromium", "the browser that renders: chromium, or lightpanda "
+           "(pip install microspider[lightpanda])"),
+    Option("render_fallback", _bool, True, "a page Lightpanda fails on is rendered again in Chromium "
+           "(when one is installed) before it counts as a failure"),
+    Option("render_pages", _pos_int, None, "pages rendered at once per process "
+           "[default: 16 with chromium, 64 with lightpanda]"),
+    Option("render_tabs", _pos_int, None, "tabs (browser contexts) per browser process "
+           "[default: 16]"),
     Option("sessions", _nonneg_int, 0, "sessions (identity + proxy + cookie jar) shared by every "
            "process of the spider through Redis; 0: off"),
     Option("session_max_uses", _pos_int, 50, "requests a session serves before it is retired"),

@@ -60,3 +60,27 @@ def tls_site(certificate):
     site.server.socket = context.wrap_socket(site.server.socket, server_side=True)
     yield site.start()
     site.stop()
+
+
+# the render engines: the render contract tests run on each (as the fetcher tests on every transport)
+RENDER_ENGINES = ("chromium", "lightpanda")
+
+
+def engine_installed(engine):
+    """Lightpanda comes with the lightpanda wheel (the test extra installs it); Chromium is required."""
+    if engine == "lightpanda":
+        try:
+            from microspider.render.lightpanda import find_lightpanda
+
+            find_lightpanda()
+        except Exception:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module", params=RENDER_ENGINES)
+def engine(request):
+    """Each render engine in turn; Lightpanda is skipped only when its wheel is absent."""
+    if not engine_installed(request.param):
+        pytest.skip("the lightpanda wheel is not installed (pip install microspider[lightpanda])")
+    return request.param

@@ -9,6 +9,10 @@ EXTRA adds a fetch that never ends (``never``), an EventSource stream that
 stays open (``stream``) or an image (``image``, ``/picture.png``).
 ``/frame/N`` writes its item in a ``requestAnimationFrame`` callback (which a
 hidden page never runs) and ``p#seen`` says whether the page was visible.
+``/picky/MODE/N`` is ``/item/N`` for every browser but Lightpanda, which it
+fails on purpose: ``stall`` runs a script that never ends, ``blank`` writes no
+item, ``crash`` asks ``on_crash`` (a callable given to ``shop_site``) to kill the
+browser while the page loads.
 """
 import json
 import time
@@ -45,6 +49,17 @@ requestAnimationFrame(function () {
     '<h1 class="name">Item %(n)d</h1><span class="price">%(price)d</span>';
 });
 </script></body></html>"""
+PICKY = """<html><head><title>picky</title></head><body><div id="item">loading</div><script>
+if (navigator.userAgent.indexOf('Lightpanda') >= 0) {
+  if ('%(mode)s' === 'stall') { while (true) {} }
+  if ('%(mode)s' === 'crash') { fetch('/api/crash'); }
+} else {
+  fetch('/api/item/%(n)d').then(function (r) { return r.json(); }).then(function (d) {
+    document.getElementById('item').innerHTML =
+      '<h1 class="name">' + d.name + '</h1><span class="price">' + d.price + '</span>';
+  });
+}
+</script></body></html>"""
 NEVER = "<script>fetch('/api/never').then(function (r) { return r.text(); });</script>"
 STREAM = "<script>new EventSource('/api/stream');</script>"
 IMAGE = '<img src="/picture.png">'
@@ -55,9 +70,16 @@ def price(n):
     return 100 + 7 * n
 
 
-def shop_site(items=12, api_delay=0.0):
+def shop_site(items=12, api_delay=0.0, on_crash=None):
     """A started Site; stop() it when done."""
     def route(handler, path, attempt):
+        if path.startswith("/picky/"):
+            mode, n = path.split("/")[2:4]
+            return 200, {}, PICKY % {"mode": mode, "n": int(n)}
+        if path == "/api/crash":
+            if on_crash is not None:
+                on_crash()
+            return 200, {}, "{}"
         if path == "/":
             return 200, {}, LIST % items
         if path.startswith("/slow/"):   # the document itself takes 1.5 s
@@ -113,11 +135,14 @@ def _never_ending(handler, path):
     return "drop"
 
 
+# format with url, fault, engine (a render engine) and fallback (True/False)
 SHOP_SPIDER = '''
 class Shop(Spider):
     name = "shop"
     start_urls = ["{url}/"]
     render = True
+    render_engine = "{engine}"
+    render_fallback = {fallback}
     render_wait = "a.item, h1.name"
     retry = 3
 

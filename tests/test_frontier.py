@@ -239,6 +239,6 @@ def test_duplicates_reach_stat_and_metrics():
 
     stat = {"work": 0, "backlog": 0, "in_flight": 0, "cached": 1, "items": 1, "failures": 0, "workers": 0,
             "sessions": 0, "sessions_retired": 0, "duplicates": 41, "throttled": 0, "cooling": 0,
-            "robots_denied": 0}
+            "robots_denied": 0, "render_fallbacks": 0}
     text = exposition(lambda: {"f": (stat, 1)}).decode()
     assert 'microspider_duplicates_total{spider="f"} 41.0' in text

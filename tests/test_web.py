@@ -59,6 +59,7 @@ def test_api_stat_is_stat_json_of_every_spider(web, shop, redis_url, folder):
 def test_metrics_parse_and_equal_stat_json(web, shop, redis_url, folder, r):
     r.hset(keys.sessions(NAME), mapping={"s1": "{}", "s2": "{}"})
     r.hincrby(keys.stats(NAME), "sessions_retired", 7)
+    r.hincrby(keys.stats(NAME), "render_fallbacks", 3)
     answer = get(web, "/metrics")
     assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
     samples = {(s.name, s.labels["spider"]): s.value
@@ -69,8 +70,10 @@ def test_metrics_parse_and_equal_stat_json(web, shop, redis_url, folder, r):
         assert samples[("microspider_" + field, NAME)] == expected[field], field
     assert samples[("microspider_pages_total", NAME)] == 42
     assert expected["sessions"] == 2 and samples[("microspider_sessions_retired_total", NAME)] == 7
+    assert expected["render_fallbacks"] == 3 and samples[("microspider_render_fallbacks_total", NAME)] == 3
     page = get(web, "/spider/shop").text
     assert 'data-key="sessions">2<' in page and 'data-key="sessions_retired">7<' in page
+    assert 'data-key="render_fallbacks">3<' in page
     kinds = {f.name: f.type for f in text_string_to_metric_families(answer.text)}
     assert kinds["microspider_pages"] == "counter" and kinds["microspider_work"] == "gauge"
 

@@ -8,7 +8,8 @@ from ..config import BY_NAME
 from ..errors import ConfigError
 from .common import Env, cli, connection_options, handle_errors, option, say
 
-FETCH_OPTIONS = ("fetcher", "impersonate", "http_proxy", "timeout", "max_body", "parse_timeout", "browser")
+FETCH_OPTIONS = ("fetcher", "impersonate", "http_proxy", "timeout", "max_body", "parse_timeout", "browser",
+                 "render_engine", "render_fallback")
 
 
 def fetch_options(f):
@@ -44,9 +45,11 @@ def try_command(spider, url, attempts, failure_id, as_json, **flags):
         raise ConfigError("give either a URL or --failure ID")
     env = Env(spider, flags)
     if env.settings.render and failure_id is None:
-        from ..render import check_render
+        from ..render import check_render, render_warnings
 
         check_render(env.settings)   # a missing extra or browser: one line, exit 2
+        for warning in render_warnings(env.spider_cls, env.settings):
+            say("%s: %s" % (env.name, warning))
     if failure_id is None:
         from ..transport import check_impersonate
 

@@ -37,6 +37,7 @@ def counts(redis, name, now=None):
         "throttled": counters.get("throttled", 0),
         "cooling": state.cooldowns().cooling(now),
         "robots_denied": counters.get("robots_denied", 0),
+        "render_fallbacks": counters.get("render_fallbacks", 0),
         "pages_per_s": round(recent / float(PAGES_WINDOW), 2),
         "counters": counters,
     }

@@ -407,9 +407,11 @@ class Run:
 def run(spider_ref, spider_cls, settings, redis_url, store_uri, alerter=None):
     """Run a spider until finished or signalled; returns the exit code."""
     if settings.render or (settings.sessions and settings.session_warmup == "render"):
-        from ..render import check_render
+        from ..render import check_render, render_warnings
 
         check_render(settings)  # a missing extra or browser: one line, before any worker starts
+        for warning in render_warnings(spider_cls, settings):
+            log.warning("%s: %s", spider_cls.name, warning)
     from ..transport import check_impersonate
 
     for warning in check_impersonate(spider_cls, settings):  # a missing extra: one line, exit 2

@@ -286,17 +286,26 @@ class Worker:
             self._warn_once("fetch", "%s: fetch of %s failed: %r", self.name, seed.url, exc)
             return self._record(FetchFailed(raw, seed))
         self.monitor.parsing(seed.fingerprint)
+        record, raised = self._parse(raw, seed, response)
+        if raised:   # a page another engine rendered gets one more try in Chromium, if there is one
+            again = self.fetcher.rerender(seed, response)
+            if again is not None:
+                record, _ = self._parse(raw, seed, again)
+        self._record(record)
+
+    def _parse(self, raw, seed, response):
+        """(the record of parsing `response`, whether parse raised)."""
         try:
             items, sends = self._timed(lambda: parse_response(self.spider, response, seed))
         except gevent.GreenletExit:
             raise  # the worker is stopping: the seed stays in flight and goes back
         except (ParseInterrupt, gevent.Timeout):
             failure = parse_timeout(seed, self.settings.parse_timeout, response)
-            return self._record(ParseFailed(raw, seed, failure))
+            return ParseFailed(raw, seed, failure), False
         except BaseException as exc:  # sys.exit() or KeyboardInterrupt in parse is a parse failure too
             log.debug("%s: parse failed on %s: %r", self.name, seed.url, exc)
-            return self._record(ParseFailed(raw, seed, parse_failure(seed, exc, response)))
-        self._record(Parsed(raw, seed, items, sends))
+            return ParseFailed(raw, seed, parse_failure(seed, exc, response)), True
+        return Parsed(raw, seed, items, sends), False
 
     def _timed(self, call):
         """Run a parse under --parse-timeout (gevent Timeout, plus the SIGALRM check)."""
@@ -358,6 +367,8 @@ class Worker:
         retried, self.fetcher.retries = self.fetcher.retries, 0
         outcome.count("retried", retried)
         outcome.count("throttled", throttled)
+        fallbacks, self.fetcher.fallbacks = self.fetcher.fallbacks, 0
+        outcome.count("render_fallbacks", fallbacks)   # pages another engine failed on, in Chromium
         sessions = getattr(self.fetcher, "sessions", None)
         if sessions is not None:  # counted in this batch's transaction: no extra round trip
             outcome.count("session_round_trips", sessions.store.pop_round_trips())

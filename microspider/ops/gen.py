@@ -13,7 +13,7 @@ GEN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # example values for the options whose default is "not set"
 EXAMPLES = {"redis": "127.0.0.1:6379", "mongo_uri": "mongodb://127.0.0.1:27017",
             "http_proxy": "proxies.txt", "rate": "10", "rate_per_host": "2", "recrawl": "7d",
-            "every": "1d"}
+            "every": "1d", "render_pages": "16", "render_tabs": "16"}
 
 
 def gen(name, folder=".", start_url="http://example.com/"):

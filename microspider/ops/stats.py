@@ -7,7 +7,7 @@ from ..state import SpiderState, spiders
 STAT_KEYS = ("work", "backlog", "backlog_due", "backlog_waiting", "backlog_over_age", "in_flight",
              "quarantined", "cached", "failures", "failures_by_error", "items", "workers",
              "pages_per_s", "sessions", "sessions_retired", "duplicates", "throttled", "cooling",
-             "robots_denied")
+             "robots_denied", "render_fallbacks")
 
 __all__ = ["STAT_KEYS", "counts", "stat", "stat_all", "cache_due", "format_stat", "waiting_on", "spiders",
            "watch"]
@@ -58,6 +58,8 @@ def format_stat(name, s, due=None, recrawl=None):
     if s["throttled"] or s["cooling"] or s["robots_denied"]:
         text += "\n  throttled %d (hosts cooling now %d) | robots.txt denied %d" % (
             s["throttled"], s["cooling"], s["robots_denied"])
+    if s["render_fallbacks"]:
+        text += "\n  render fallbacks %d (pages rendered again in Chromium)" % s["render_fallbacks"]
     return text
 
 

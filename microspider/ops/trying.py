@@ -54,18 +54,26 @@ def try_url(spider, settings, url, retry=0, proxies=None):
     """Fetch `url` as a run of `spider` would (with `retry` extra attempts) and parse it once.
 
     A malformed URL raises BadSeed before anything is fetched; a failed fetch
-    is a Trial with the FetchError and no status.
+    is a Trial with the FetchError and no status.  As in a run, a page whose
+    parse raised on another render engine's DOM is rendered in Chromium and
+    parsed once more (``render_fallback``).
     """
     seed = Seed(url)
     settings = dataclasses.replace(settings, retry=retry)
     fetcher = transport(spider, settings, proxies)
     try:
-        response = fetcher.fetch(seed)
-    except Exception as exc:   # FetchError, or an is_banned that raised: the fetch failed
-        return Trial(url=url, error=exc, traceback=traceback.format_exc())
+        try:
+            response = fetcher.fetch(seed)
+        except Exception as exc:   # FetchError, or an is_banned that raised: the fetch failed
+            return Trial(url=url, error=exc, traceback=traceback.format_exc())
+        trial = parse_once(spider, response, seed, settings.parse_timeout)
+        if trial.error is not None and not isinstance(trial.error, ParseTimeout):
+            again = fetcher.rerender(seed, response)
+            if again is not None:
+                trial = parse_once(spider, again, seed, settings.parse_timeout)
+        return trial
     finally:
         fetcher.close()
-    return parse_once(spider, response, seed, settings.parse_timeout)
 
 
 def transport(spider, settings, proxies=None):

@@ -96,6 +96,9 @@ def _die_with(parent):
 class Browser:
     """One Chromium (through one proxy, or none), started by this process, and its tabs."""
 
+    name = "chromium"
+    windows = True   # a tab's window can be minimized (hidden: nothing painted)
+
     def __init__(self, browser, proxy=None, timeout=20.0):
         self.proxy = proxy
         self.pages = 0
@@ -149,6 +152,26 @@ class Browser:
     def user_agent(self):
         """The browser's own User-Agent (``HeadlessChrome`` in it when headless)."""
         return self.version.get("userAgent", "")
+
+    def connect(self):
+        """The DevTools connection of a new tab: the browser's one socket, shared by every tab."""
+        return self.cdp
+
+    def disconnect(self, cdp):
+        """A tab is done with its connection (the shared socket stays open)."""
+
+    def identity_commands(self, identity, previous=None):
+        """The DevTools commands that present `identity` (microspider.identity) in a tab.
+
+        ``Emulation.setUserAgentOverride`` with the client hints, so the User-Agent and
+        ``sec-ch-ua*`` headers, ``navigator.userAgent``, ``navigator.platform`` and
+        ``navigator.userAgentData`` all say the same; the locale when it changed.
+        """
+        commands = [("Emulation.setUserAgentOverride", identity.override())]
+        if previous is None or identity.locale != previous.locale:
+            commands += [("Emulation.setLocaleOverride", {}),   # one override at a time
+                         ("Emulation.setLocaleOverride", {"locale": identity.locale})]
+        return commands
 
     def open_tab(self, **options):
         """A new Tab in a browser context of its own (FetchError if the browser is gone)."""

@@ -61,7 +61,7 @@ class Events:
         """FetchError unless the navigation to ``url`` got a document answer."""
         if self.failed:
             raise FetchError("%s: %s" % (url, self.failed))
-        if self.response is None:
+        if self.response is None or not self.response.get("status"):   # Lightpanda: status 0
             raise FetchError("%s: the browser saw no answer for the page" % url)
 
 

@@ -41,12 +41,21 @@ class Tab:
 
     def __init__(self, browser, media=False, verify=True, visible=False):
         self.browser = browser
-        self.cdp = browser.cdp
+        self.cdp = browser.connect()   # the browser's one socket, or one of its own (engine's choice)
+        try:
+            self._open(media, verify, visible)
+        except BaseException:
+            browser.disconnect(self.cdp)
+            raise
+
+    def _open(self, media, verify, visible):
+        browser = self.browser
         self.context = self.cdp.send("Target.createBrowserContext",
                                      {"disposeOnDetach": True})["browserContextId"]
         self.target = self.cdp.send("Target.createTarget", dict(
             SIZE, url="about:blank", browserContextId=self.context))["targetId"]
-        self.window = None if visible else self._minimize()   # None: the page is shown
+        # None: the page is shown (or, in an engine that paints nothing, has no window)
+        self.window = None if visible or not browser.windows else self._minimize()
         self.session = self.cdp.send("Target.attachToTarget",
                                      {"targetId": self.target, "flatten": True})["sessionId"]
         self.changed = threading.Condition()
@@ -97,10 +106,8 @@ class Tab:
         """
         self.send("Network.clearBrowserCookies")
         if identity != self.identity:
-            self.send("Emulation.setUserAgentOverride", identity.override())
-            if self.identity is None or identity.locale != self.identity.locale:
-                self.send("Emulation.setLocaleOverride", {})   # one override at a time
-                self.send("Emulation.setLocaleOverride", {"locale": identity.locale})
+            for method, params in self.browser.identity_commands(identity, self.identity):
+                self.send(method, params)
             self.identity = identity
         if headers != self.headers:
             self.send("Network.setExtraHTTPHeaders", {"headers": headers})
@@ -198,12 +205,14 @@ class Tab:
     def close(self):
         """Close the target and its context (the browser may already be gone)."""
         self.cdp.listen(self.session, None)
-        for method, params in (("Target.closeTarget", {"targetId": self.target}),
-                               ("Target.disposeBrowserContext", {"browserContextId": self.context})):
-            try:
+        try:
+            for method, params in (("Target.closeTarget", {"targetId": self.target}),
+                                   ("Target.disposeBrowserContext", {"browserContextId": self.context})):
                 self.cdp.send(method, params, timeout=min(self.cdp.timeout, 5.0))
-            except FetchError:
-                return
+        except FetchError:
+            pass
+        finally:
+            self.browser.disconnect(self.cdp)
 
 
 def _js_string(text):
@@ -230,8 +239,10 @@ def render_page(tab, url, sent, cookies, wait, timeout, screenshot=False, xhr=Fa
     deadline = time.monotonic() + timeout
     tab.prepare(url, without_owned(sent), identity or identity_for(tab.browser, sent), cookies)
     tab.navigate(url, deadline)
+    settled = True
     if not wait:
         tab.wait_quiet(deadline)
+        settled = tab.settle.ready(time.monotonic())   # False: read at the cap, requests in flight
     elif isinstance(wait, (int, float)):
         tab.wait_loaded(deadline)
         time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
@@ -241,8 +252,12 @@ def render_page(tab, url, sent, cookies, wait, timeout, screenshot=False, xhr=Fa
     shot = tab.screenshot() if screenshot else None
     html = tab.html()
     events = tab.finish()
-    return RenderedPage(events, html, shot, xhr_bodies(tab, events) if xhr else None)
+    return RenderedPage(events, html, shot, xhr_bodies(tab, events) if xhr else None, settled)
 
 
-class RenderedPage(collections.namedtuple("RenderedPage", "events html screenshot xhr")):
-    """What the browser made of a page: its network events, the DOM as HTML, the extras asked for."""
+class RenderedPage(collections.namedtuple("RenderedPage", "events html screenshot xhr settled")):
+    """What the browser made of a page: its network events, the DOM as HTML, the extras asked for.
+
+    ``settled`` is False when the default wait reached ``--timeout`` with requests still in flight.
+    """
+    __slots__ = ()

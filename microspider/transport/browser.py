@@ -11,29 +11,45 @@ killed and replaced, and the attempt counts as a failed fetch.
 
 Browser calls are DevTools messages on a socket; in a worker (gevent-patched)
 they yield to the event loop while the browser works, so the flusher and the
-heartbeat keep running.  No gevent import here either.  Driving Chromium
-(launching, the pool, reading its network events) is ``microspider.render``'s;
-this module adapts it to the Fetcher interface and builds the Response.
+heartbeat keep running.  No gevent import here either.  Driving the engines
+(launching Chromium or Lightpanda, the pool, reading their network events) is
+``microspider.render``'s; this module adapts them to the Fetcher interface,
+falls back from Lightpanda to Chromium, and builds the Response.
 """
-import functools
+import logging
 import threading
 import time
 
 from ..errors import FetchError
 from ..identity import language_of, of_browser
-from ..render.browser import Browser, find_browser
 from ..render.cdp import BrowserGone
+from ..render.engines import chromium_available, engine_of, launcher, pages_of, tabs_of
 from ..render.pool import BrowserPool
 from ..render.tabs import render_page
 from .fetcher import Fetcher
 from .response import make_response, sent_request
+
+log = logging.getLogger("microspider")
+
+
+class Unsettled(FetchError):
+    """The default wait reached --timeout with requests of the page still in flight."""
+
 
 # the body is the serialised DOM, not what the server sent: these would describe the wrong bytes
 DROPPED_HEADERS = ("Content-Length", "Content-Encoding", "Transfer-Encoding")
 
 
 class RenderFetcher(Fetcher):
-    """Fetches seeds by rendering them in headless Chromium; same interface as Fetcher."""
+    """Fetches seeds by rendering them in a browser (``render_engine``); same interface as Fetcher.
+
+    With Lightpanda, a page it fails on (the engine crashed, hung or dropped the
+    connection, the page errored, or the default wait reached ``--timeout`` with
+    requests still in flight) is rendered again in Chromium within the same
+    attempt, when Chromium is installed and ``render_fallback`` is on; so is a
+    page whose ``parse`` raised on Lightpanda's DOM (``rerender``, called by the
+    worker).  ``fallbacks`` counts them for the stats (``render_fallbacks``).
+    """
 
     def __init__(self, spider, settings, proxies=None, limiter=None, host_limiter=None,
                  sleep=time.sleep, launch=None, sessions=None):
@@ -41,19 +57,28 @@ class RenderFetcher(Fetcher):
                          host_limiter=host_limiter, sleep=sleep, sessions=sessions)
         if sessions is not None:
             sessions.render_with(self, every_page=True)  # each page's cookies go to its session
-        if launch is None:
-            launch = functools.partial(Browser, find_browser(settings.browser),
-                                       timeout=settings.timeout)
-        self.pool = BrowserPool(launch, settings.render_pages, settings.render_recycle,
-                                settings.render_tabs, verify=bool(spider.verify),
-                                media=bool(getattr(spider, "render_media", False)),
-                                visible=bool(getattr(spider, "render_visible", False)))
-        self.turns = threading.BoundedSemaphore(settings.render_pages)
+        self.settings = settings
+        self.engine = engine_of(settings)
+        self.pool = self._pool(self.engine, launch)
+        self.turns = threading.BoundedSemaphore(pages_of(settings))
+        self.fallback = None   # Chromium's pool when another engine falls back to it (made on first use)
+        self.can_fall_back = (self.engine != "chromium" and settings.render_fallback
+                              and chromium_available(settings))
+        self.rerendering = set()   # fingerprints of seeds rendered again after their parse raised
         self.page_timeout = settings.timeout
         self.wait = getattr(spider, "render_wait", None)
         self.want_xhr = bool(getattr(spider, "render_xhr", False))
         self.want_screenshot = bool(getattr(spider, "render_screenshot", False))
         self._own_identity = None
+
+    def _pool(self, engine, launch=None):
+        verify = bool(self.spider.verify)
+        media = bool(getattr(self.spider, "render_media", False))
+        if launch is None:
+            launch = launcher(self.settings, engine, verify=verify, media=media)
+        return BrowserPool(launch, pages_of(self.settings, engine), self.settings.render_recycle,
+                           tabs_of(self.settings, engine), verify=verify, media=media,
+                           visible=bool(getattr(self.spider, "render_visible", False)))
 
     def fetch(self, seed):
         """Fetcher.fetch, one seed per browser page at a time.
@@ -65,7 +90,37 @@ class RenderFetcher(Fetcher):
             return super().fetch(seed)
 
     def _request(self, seed, proxy):
-        return self._in_browser(seed, proxy, self._render)
+        if seed.fingerprint in self.rerendering:
+            return self._in_browser(self._chromium(), seed, proxy, self._render)
+        if not self.can_fall_back:
+            return self._in_browser(self.pool, seed, proxy, self._render)
+        try:
+            return self._in_browser(self.pool, seed, proxy, self._render_settled)
+        except FetchError as exc:
+            log.debug("%s: %s failed (%s); rendering it in Chromium", seed.url, self.engine, exc)
+        self.fallbacks += 1
+        return self._in_browser(self._chromium(), seed, proxy, self._render)
+
+    def rerender(self, seed, response):
+        """`seed` rendered again in Chromium after parse raised on `response` (another engine's);
+        None when there is no fallback or Chromium failed too."""
+        if not self.can_fall_back or getattr(response, "render_engine", None) == "chromium":
+            return None
+        self.rerendering.add(seed.fingerprint)
+        try:
+            again = self.fetch(seed)
+        except FetchError as exc:
+            log.debug("%s: Chromium could not render it again either: %s", seed.url, exc)
+            return None
+        finally:
+            self.rerendering.discard(seed.fingerprint)
+        self.fallbacks += 1
+        return again
+
+    def _chromium(self):
+        if self.fallback is None:
+            self.fallback = self._pool("chromium")
+        return self.fallback
 
     def warm(self, seed, proxy, identity=None):
         """Render `seed` through `proxy` with no cookie but the seed's own; (Response, browser cookies).
@@ -82,13 +137,13 @@ class RenderFetcher(Fetcher):
             response = self._render(tab, seed, identity)
             return response, tab.send("Network.getAllCookies")["cookies"]
 
-        return self._in_browser(seed, proxy, render)   # the browser pool bounds the pages at once
+        return self._in_browser(self.pool, seed, proxy, render)   # the pool bounds the pages at once
 
-    def _in_browser(self, seed, proxy, render):
-        """``render(tab, seed)`` in a browser tab through `proxy`; a broken browser is replaced."""
+    def _in_browser(self, pool, seed, proxy, render):
+        """``render(tab, seed)`` in a tab of `pool` through `proxy`; a broken browser is replaced."""
         if seed.method != "GET" or seed.data:
             raise FetchError("%s: only GET seeds without a body can be rendered" % seed.url)
-        tab = self.pool.acquire(proxy.url if proxy else None)
+        tab = pool.acquire(proxy.url if proxy else None)
         broken = True
         try:
             result = render(tab, seed)
@@ -100,15 +155,21 @@ class RenderFetcher(Fetcher):
             broken = False   # the page failed (refused, DNS...), the browser is fine
             raise
         finally:
-            self.pool.release(tab, broken)
+            pool.release(tab, broken)
 
-    def _render(self, tab, seed, identity=None):
+    def _render(self, tab, seed, identity=None, settled=False):
         shot = self.want_screenshot or bool(seed.meta.get("screenshot"))
         url, sent = seed.request_url(), self._headers(seed)
         page = render_page(tab, url, sent, seed.cookies, self.wait, self.page_timeout,
                            screenshot=shot, xhr=self.want_xhr, identity=identity)
+        if settled and not page.settled:
+            raise Unsettled("%s: requests still in flight at --timeout" % url)
         return rendered_response(page.events, page.html, url, sent, screenshot=page.screenshot,
-                                 xhr=page.xhr)
+                                 xhr=page.xhr, render_engine=tab.browser.name)
+
+    def _render_settled(self, tab, seed):
+        """``_render``, failing a page read at the cap with requests in flight (it falls back)."""
+        return self._render(tab, seed, settled=True)
 
     def own_identity(self):
         """The identity of this fetcher's Chromium, without its headless tell (starts one if none)."""
@@ -128,6 +189,8 @@ class RenderFetcher(Fetcher):
 
     def close(self):
         self.pool.close()
+        if self.fallback is not None:
+            self.fallback.close()
         super().close()
 
 

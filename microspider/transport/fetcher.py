@@ -67,6 +67,7 @@ class Fetcher:
         self.sessions = sessions  # a microspider.sessions.SessionPool: it owns identities and cookies
         self.follow_redirects = sessions is None  # with sessions, each hop's cookies go to the jar
         self.retries = 0  # immediate retries made, for the stats
+        self.fallbacks = 0  # pages rendered again by a fallback engine, for the stats (render_fallbacks)
 
     def fetch(self, seed):
         """The response for a seed, or FetchError after ``retry`` immediate retries."""
@@ -198,6 +199,14 @@ class Fetcher:
         if isinstance(seed.data, dict) and "Content-Type" not in headers:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return headers
+
+    def rerender(self, seed, response):
+        """Another response for `seed` after parse raised on `response`, or None (the default).
+
+        The browser transport renders a page of Lightpanda's again in Chromium
+        (``render_fallback``); every other transport has nothing better to offer.
+        """
+        return None
 
     def close(self):
         """Release connections; the fetcher is not used afterwards."""

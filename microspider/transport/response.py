@@ -139,7 +139,9 @@ class Response(requests.Response):
 def sent_request(method, url, headers, body=None):
     """The request a transport sent, as ``response.request`` shows it (the headers SENT)."""
     request = requests.PreparedRequest()
-    request.method, request.url, request.headers, request.body = method, url, headers, body
+    # case-insensitive, as requests' own: engines spell header names differently (sec-ch-ua, Sec-Ch-Ua)
+    request.method, request.url, request.body = method, url, body
+    request.headers = requests.structures.CaseInsensitiveDict(headers or {})
     return request
 
 

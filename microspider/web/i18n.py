@@ -31,6 +31,7 @@ LABELS = {
     "throttled": ("throttled (429 / 503 + Retry-After)", "被限流(429 / 503 + Retry-After)"),
     "cooling": ("hosts cooling down", "冷却中的主机"),
     "robots_denied": ("denied by robots.txt", "robots.txt 禁止"),
+    "render_fallbacks": ("pages rendered again in Chromium", "改用 Chromium 重新渲染的页面"),
     "chart": ("pages/s, last hour", "页/秒,最近一小时"),
     "hour_ago": ("1 h ago", "1 小时前"),
     "peak": ("peak", "峰值"),

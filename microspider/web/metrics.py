@@ -6,7 +6,9 @@ microspider_items, microspider_failures, microspider_workers,
 microspider_sessions, microspider_cooling; and the counters
 microspider_pages_total (pages done, the ``ok`` counter),
 microspider_sessions_retired_total, microspider_throttled_total,
-microspider_robots_denied_total and microspider_duplicates_total (seeds not queued: their URL was already known).
+microspider_robots_denied_total, microspider_duplicates_total (seeds not queued:
+their URL was already known) and microspider_render_fallbacks_total (pages
+rendered again in Chromium).
 """
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -28,6 +30,7 @@ COUNTERS = (
     ("robots_denied", "Seeds not fetched because robots.txt disallows them"),
     ("duplicates", "Seeds not queued: the spider already knew their URL (queued, in flight, backlogged, "
                    "failed or done)"),
+    ("render_fallbacks", "Pages another render engine failed on, rendered again in Chromium"),
 )
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
