@@ -147,6 +147,8 @@ def run_micro(kind, site, workers, folder):
     wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     if proc.returncode != 0:
         raise RuntimeError("microspider exited %d: %s" % (proc.returncode, proc.stderr[-2000:]))
+    with open(os.path.join(REPO, "benchmarks", "out", "realsite-%s.log" % kind), "w") as f:
+        f.write(proc.stderr)
     from microspider.store import open_store
 
     items = {i["_id"]: i["title"] for i in open_store(store, "microspiders", "docs").iter_items()}
@@ -203,6 +205,7 @@ def round_of(kind, site, workers, pages):
     return {"contender": kind, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "requests": sum(hits.values()), "paths": len(hits),
             "fetched_twice_or_more": sum(1 for n in hits.values() if n > 1),
+            "twice_examples": sorted(p for p, n in hits.items() if n > 1)[:5],
             "items": len(items), "wrong_titles": wrong}
 
 
@@ -213,6 +216,7 @@ def main(argv=None):
     parser.add_argument("--only", default="css,soup,scrapy,bare")
     parser.add_argument("--out", default="benchmarks/out/realsite.json")
     args = parser.parse_args(argv)
+    os.makedirs(os.path.join(REPO, "benchmarks", "out"), exist_ok=True)
     missing = available()
     if missing:
         sys.exit("realsite: %s" % missing)

@@ -31,7 +31,10 @@ class ClusterUnreachable(redis.ConnectionError):
 # a slot that no live master covers yet: passing states, retried with back-off by the callers.
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, BusyLoadingError, ClusterError,
                TryAgainError, AskError, SlotNotCoveredError)
-SOCKET = {"socket_timeout": 30, "socket_connect_timeout": 5}
+# redis-py 8 caps a connection pool at 100 by default and raises MaxConnectionsError past it; a
+# worker's greenlets (--pool, often over 100) may each hold a connection at once (the cool-down
+# check of every request), so the pools here are as unbounded as they were before redis-py 8
+SOCKET = {"socket_timeout": 30, "socket_connect_timeout": 5, "max_connections": 2 ** 31}
 REPLICA_CHECK_EVERY = 5.0    # seconds a master's replica count is trusted before asking again
 WAIT_TIMEOUT_MS = 2000       # how long WAIT waits for a replica's confirmation
 
