@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command: sets up ./.venv (and Debian's chromium and redis-server when missing), then
-# runs the default test suite (about 8 minutes), which also builds the documentation site in
-# strict mode (tests/test_docs.py: a broken link or a missing page fails).
+# The test command: sets up ./.venv (and Debian's chromium, redis-server, nginx and python3.11-doc
+# when missing), then runs the default test suite (about 15 minutes), which also builds the
+# documentation site in strict mode (tests/test_docs.py: a broken link or a missing page fails).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m chaos` for the fault-injection suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
