@@ -78,6 +78,12 @@ def engine_installed(engine):
     return True
 
 
+# for a contract test whose Lightpanda case repeats one of tests/test_render_engines.py (or is
+# long): Chromium in the default run, Lightpanda with -m slow (docs/testing.md)
+LIGHTPANDA_SLOW = pytest.mark.parametrize(
+    "engine", ["chromium", pytest.param("lightpanda", marks=pytest.mark.slow)], indirect=True)
+
+
 @pytest.fixture(scope="module", params=RENDER_ENGINES)
 def engine(request):
     """Each render engine in turn; Lightpanda is skipped only when its wheel is absent."""

@@ -153,7 +153,9 @@ class S(Spider):
 '''
 
 
-@pytest.mark.parametrize("profile", ["chrome", None], ids=["impersonate", "browser-own"])
+@pytest.mark.parametrize("profile", ["chrome", pytest.param(None, marks=pytest.mark.slow)],
+                         ids=["impersonate", "browser-own"])   # the browser's own identity: also
+# test_a_rendered_page_shows_no_headless_tell_with_the_browsers_own_identity, in the default run
 def test_sessions_render_their_identity_exactly(site, tmp_path, redis_url, profile):
     attributes = "    impersonate = %r\n" % profile if profile else ""
     write_spider(tmp_path, "s.py", SESSION_SPIDER, url=site.url, pages=6, attributes=attributes)

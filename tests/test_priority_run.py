@@ -88,6 +88,7 @@ def test_high_seeds_pushed_after_low_ones_are_fetched_first(tmp_path, redis_url)
     high_first(tmp_path, redis_url)
 
 
+@pytest.mark.slow   # the default run covers priorities on one server and on a cluster
 def test_high_seeds_first_behind_sentinel(tmp_path, sentinel_url):
     high_first(tmp_path, sentinel_url)
 

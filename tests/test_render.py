@@ -21,6 +21,7 @@ from microspider.proxies import ProxyPool
 from microspider.render.browser import descendants
 from microspider.store import open_store
 from microspider.transport.browser import RenderFetcher
+from tests.conftest import LIGHTPANDA_SLOW
 from tests.proxyserver import ProxyServer
 from tests.crawl import ROOT, children, cli_env, finish, microspider, start, write_spider
 from tests.render_site import SHOP_SPIDER, price, shop_site
@@ -154,6 +155,7 @@ def test_a_hung_browser_is_killed_and_replaced(site, engine):
         f.close()
 
 
+@LIGHTPANDA_SLOW   # 30 s on Lightpanda (its failed connects through a resetting proxy)
 def test_the_retries_of_a_seed_go_through_another_proxy_in_another_browser(site, engine):
     bad, good = ProxyServer(mode="reset").start(), ProxyServer(mode="ok").start()
     settings = resolve({"render": True, "retry": 2, "timeout": 10, "render_engine": engine,
@@ -236,6 +238,7 @@ def test_render_spider_run_collects_every_item(tmp_path, conn_args, r, site, eng
     assert cached(r) == 13 and not list(store(tmp_path).iter_failures())
 
 
+@LIGHTPANDA_SLOW   # Lightpanda: test_render_engines.py kills every lightpanda mid-crawl, twice
 def test_killing_the_browsers_mid_crawl_loses_no_seed(tmp_path, conn_args, r, engine):
     slow = shop_site(items=10, api_delay=0.25)
     try:
@@ -276,6 +279,7 @@ def _is_engine(pid, engine="chromium"):
         return False
 
 
+@LIGHTPANDA_SLOW   # Lightpanda: test_render_engines.py kills a worker and checks its engine goes too
 def test_kill_9_of_a_render_worker_takes_its_browsers_along_and_loses_no_seed(tmp_path, conn_args, r,
                                                                               engine):
     slow = shop_site(items=8, api_delay=0.25)

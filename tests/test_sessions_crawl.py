@@ -120,6 +120,7 @@ def test_kill_9_of_a_worker_loses_nothing_and_the_pool_recovers(tmp_path, redis_
 
 
 
+@pytest.mark.slow   # the default run warms sessions in test_a_browser_warms_impersonated_sessions...
 def test_a_browser_warms_each_session_and_the_plain_fetcher_does_the_rest(tmp_path, redis_url,
                                                                           three_proxies):
     site = SessionSite(max_uses=1000, challenge=True).start()
