@@ -25,6 +25,7 @@ import time
 
 from ..errors import ConfigError, FetchError
 from .cdp import Connection
+from .engines import EngineProcess
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -93,7 +94,7 @@ def _die_with(parent):
     return arm
 
 
-class Browser:
+class Browser(EngineProcess):
     """One Chromium (through one proxy, or none), started by this process, and its tabs."""
 
     name = "chromium"
@@ -148,10 +149,6 @@ class Browser:
                 raise FetchError("the browser wrote no DevTools port within %.0f s" % START_TIMEOUT)
             time.sleep(PORT_POLL)
 
-    @property
-    def user_agent(self):
-        """The browser's own User-Agent (``HeadlessChrome`` in it when headless)."""
-        return self.version.get("userAgent", "")
 
     def connect(self):
         """The DevTools connection of a new tab: the browser's one socket, shared by every tab."""
@@ -173,17 +170,6 @@ class Browser:
                          ("Emulation.setLocaleOverride", {"locale": identity.locale})]
         return commands
 
-    def open_tab(self, **options):
-        """A new Tab in a browser context of its own (FetchError if the browser is gone)."""
-        from .tabs import Tab
-
-        tab = Tab(self, **options)
-        self.tabs.append(tab)
-        return tab
-
-    def close_tab(self, tab):
-        self.tabs.remove(tab)
-        tab.close()
 
     def pids(self):
         """PIDs of the browser and every process below it."""

@@ -33,6 +33,30 @@ __all__ = ["ENGINES", "engine_of", "pages_of", "tabs_of", "check_engine", "launc
            "chromium_available"]
 
 
+class EngineProcess:
+    """What both engines share: their tabs, and the User-Agent the engine reported at start."""
+
+    tabs = ()        # the Tabs open now (a list per instance)
+    version = {}     # Browser.getVersion: product, userAgent (the engine's own)
+
+    @property
+    def user_agent(self):
+        """The engine's own User-Agent (Chromium's says ``HeadlessChrome`` when headless)."""
+        return self.version.get("userAgent", "")
+
+    def open_tab(self, **options):
+        """A new Tab in a browser context of its own (FetchError if the engine is gone)."""
+        from .tabs import Tab
+
+        tab = Tab(self, **options)
+        self.tabs.append(tab)
+        return tab
+
+    def close_tab(self, tab):
+        self.tabs.remove(tab)
+        tab.close()
+
+
 def engine_of(settings):
     return getattr(settings, "render_engine", None) or DEFAULT_ENGINE
 

@@ -30,6 +30,7 @@ import time
 from ..errors import ConfigError, FetchError
 from .browser import START_TIMEOUT, _die_with, _first_line
 from .cdp import Connection
+from .engines import EngineProcess
 
 INSTALL_HINT = "pip install microspider[lightpanda]"
 ENVIRONMENT = {"LIGHTPANDA_DISABLE_TELEMETRY": "true"}
@@ -52,7 +53,7 @@ def find_lightpanda():
         raise ConfigError("%s; reinstall it: %s" % (_first_line(exc), INSTALL_HINT)) from None
 
 
-class Lightpanda:
+class Lightpanda(EngineProcess):
     """One ``lightpanda serve`` process (through one proxy, or none), started by this process, and its tabs."""
 
     name = "lightpanda"
@@ -126,9 +127,6 @@ class Lightpanda:
                 raise FetchError("lightpanda did not listen in time")
             time.sleep(PORT_POLL)
 
-    @property
-    def user_agent(self):
-        return self.version.get("userAgent", "")
 
     def connect(self):
         """A DevTools connection of its own for a new tab (one browser context per connection)."""
@@ -146,17 +144,6 @@ class Lightpanda:
         return [("Network.setUserAgentOverride", {"userAgent": identity.agent,
                                                   "acceptLanguage": ",".join(identity.languages)})]
 
-    def open_tab(self, **options):
-        """A new Tab in a browser context (and a connection) of its own."""
-        from .tabs import Tab
-
-        tab = Tab(self, **options)
-        self.tabs.append(tab)
-        return tab
-
-    def close_tab(self, tab):
-        self.tabs.remove(tab)
-        tab.close()
 
     def pids(self):
         if self.process is None or self.process.poll() is not None:
